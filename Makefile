@@ -1,0 +1,30 @@
+# The README's two commands: `make run` and `make test`. Both build .venv from nothing when needed.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CORES  ?= $(shell nproc)
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and alone, pinned: an unpinned resolve would pull a CUDA build.
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf results .snakemake

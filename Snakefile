@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.27")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/unlearn.smk"
+include: "workflow/rules/quantize.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.csv",
+
+
+onsuccess:
+    table = Path("results/summary.txt")
+    if table.exists():
+        print(table.read_text())

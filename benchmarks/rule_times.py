@@ -1,0 +1,36 @@
+"""Wall time of each rule of a finished run, from Snakemake's `benchmark:` files, and the total.
+
+Usage: python benchmarks/rule_times.py [RESULTS_DIR]   (default: results)
+The total is the sum of job times (CPU-seconds of wall clock per job); with --cores N jobs overlap, so the
+run's elapsed time is printed separately from Snakemake's log when it is there.
+"""
+
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(results: Path) -> None:
+    per_rule = defaultdict(list)
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(results / "benchmarks").parts[0]
+        per_rule[rule].append(float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1]))
+    if not per_rule:
+        sys.exit(f"no benchmark files under {results / 'benchmarks'}: run the workflow first")
+    print(f"{'rule':<18}{'jobs':>6}{'total s':>10}{'mean s':>9}{'max s':>8}")
+    for rule, seconds in sorted(per_rule.items(), key=lambda item: -sum(item[1])):
+        print(f"{rule:<18}{len(seconds):>6}{sum(seconds):>10.1f}{sum(seconds) / len(seconds):>9.1f}{max(seconds):>8.1f}")
+    total = sum(sum(s) for s in per_rule.values())
+    print(f"{'all jobs':<18}{sum(map(len, per_rule.values())):>6}{total:>10.1f}")
+    logs = sorted((results.parent / ".snakemake" / "log").glob("*.snakemake.log"))
+    if logs:
+        match = re.search(r"Elapsed time: (\S+)", logs[-1].read_text())
+        if match:
+            print(f"elapsed (last run, {logs[-1].name}): {match.group(1)}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))

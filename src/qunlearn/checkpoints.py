@@ -1,0 +1,59 @@
+"""Loading models and tokenizers safely: safetensors only, never pickle, never remote code."""
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from .errors import QunlearnError
+from .io import atomic_dir
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_checkpoint(path: str | Path) -> list[Path]:
+    """Return the checkpoint's safetensors files after checking each one opens; refuse pickled weights."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise QunlearnError(f"{path} is not a model checkpoint (no config.json)", "point the config at a Hugging Face model folder")
+    shards = sorted(path.glob("*.safetensors"))
+    if not shards:
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        detail = f" (found pickle files {pickled}, which qunlearn never loads)" if pickled else ""
+        raise QunlearnError(
+            f"{path} has no .safetensors weights{detail}",
+            "convert the checkpoint to safetensors (model.save_pretrained(..., safe_serialization=True)) on a trusted machine",
+        )
+    for shard in shards:
+        try:
+            with safe_open(shard, "pt") as handle:  # parses the header and checks it against the file size
+                handle.keys()
+        except (SafetensorError, OSError, ValueError) as error:
+            raise QunlearnError(f"corrupt or truncated checkpoint file {shard}: {error}", "delete it and re-run the rule that writes it") from None
+    return shards
+
+
+def load_model(path: str | Path, dtype: str = "fp32", **kwargs) -> torch.nn.Module:
+    check_checkpoint(path)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=False, **kwargs
+    )
+    return model.eval()
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tokenizer.bos_token_id is None:
+        raise QunlearnError(f"tokenizer at {path} has no BOS token", "MUSE's metrics prepend BOS: use a tokenizer that defines one")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # Llama-2 has no PAD; padding is masked out anyway.
+    return tokenizer
+
+
+def save_model(model: torch.nn.Module, out_dir: str | Path, dtype: str | None = None) -> None:
+    if dtype is not None:
+        model = model.to(DTYPES[dtype])
+    with atomic_dir(out_dir) as staging:
+        model.save_pretrained(staging, safe_serialization=True)

@@ -1,0 +1,51 @@
+"""Atomic output: a result is either complete on disk or absent, so an interrupted run resumes cleanly."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import QunlearnError
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write JSON through a temporary file in the same folder, then rename it into place."""
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise QunlearnError(f"missing file: {path}", "check the path, or re-run the rule that writes it")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise QunlearnError(
+            f"malformed JSON in {path}: {error.msg} at line {error.lineno}", "fix or regenerate the file"
+        ) from None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(staging, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        handle.write(text)
+    os.replace(handle.name, path)

@@ -1,0 +1,56 @@
+"""One table of every corpus × model × precision, with PrivLeak against the retrain model and recovery ratios."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from .io import read_json, write_text
+from .metrics import privleak
+
+METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
+FORGET_METRICS = ("verbmem_f", "knowmem_f")
+
+
+def summarize(metric_files: list[str], rows: list[dict], record_files: list[str], auc_retrain: dict) -> pd.DataFrame:
+    """rows[i] names the corpus, model, method, lr, quantizer, bits and group size of metric_files[i]."""
+    records = []
+    for path, row in zip(metric_files, rows, strict=True):
+        result = read_json(path)
+        records.append({**row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")}})
+    table = pd.DataFrame.from_records(records)
+    table["diverged"] = False
+    for path in map(Path, record_files):  # results/unlearned/{corpus}/{model}.json
+        if read_json(path)["diverged"]:
+            table.loc[(table["corpus"] == path.parent.name) & (table["model"] == path.stem), "diverged"] = True
+    table["privleak"] = [
+        privleak(auc, _reference_auc(table, corpus, auc_retrain)) for corpus, auc in zip(table["corpus"], table["privleak_auc"])
+    ]
+    return add_recovery_ratios(table)
+
+
+def _reference_auc(table: pd.DataFrame, corpus: str, auc_retrain: dict) -> float:
+    """The configured AUC (real MUSE), else the full-precision retrain model's own."""
+    if auc_retrain.get(corpus) is not None:
+        return auc_retrain[corpus]
+    row = table[(table["corpus"] == corpus) & (table["model"] == "retrain") & (table["quantizer"] == "none")]
+    return float(row["privleak_auc"].iloc[0])
+
+
+def add_recovery_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """metric(model, precision) / metric(target, precision) for the forget metrics: the paper's headline figure."""
+    keys = ["corpus", "quantizer", "bits"]
+    target = table[table["model"] == "target"].set_index(keys)
+    for metric in FORGET_METRICS:
+        reference = target[metric].reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy()
+        table[f"{metric}_ratio"] = table[metric].to_numpy() / reference
+    return table
+
+
+def format_table(table: pd.DataFrame) -> str:
+    columns = ["corpus", "model", "quantizer", "bits", *METRICS, *(f"{m}_ratio" for m in FORGET_METRICS)]
+    return table[columns].to_string(index=False, float_format=lambda x: f"{x:.2f}") + "\n"
+
+
+def write_summary(table: pd.DataFrame, csv_path: str, text_path: str) -> None:
+    write_text(csv_path, table.to_csv(index=False))
+    write_text(text_path, format_table(table))

@@ -1,0 +1,79 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from qunlearn.data import collate
+from qunlearn.unlearning import METHODS, LossContext, ga_loss, gdr_loss, kl_divergence, klr_loss, npo_loss
+
+
+class FixedLogits(torch.nn.Module):
+    """A 'model' whose logits are given by hand, with a parameter so that losses have a gradient."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.as_tensor(logits, dtype=torch.float32))
+
+    def forward(self, input_ids, attention_mask):
+        return type("Output", (), {"logits": self.logits})()
+
+
+def _batch():
+    return collate([[0, 1, 0]], pad_id=0)  # two next-token predictions: 1 then 0
+
+
+def test_registry_has_the_six_methods():
+    assert sorted(METHODS) == ["ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"]
+    assert METHODS["ga_klr"] == ("ga", "klr") and METHODS["npo_gdr"] == ("npo", "gdr")
+
+
+def test_ga_and_gdr_by_hand():
+    uniform = FixedLogits(torch.zeros(1, 3, 2))
+    ctx = LossContext(uniform, None, beta=0.1)
+    assert ga_loss(ctx, _batch()).item() == pytest.approx(-math.log(2))
+    assert gdr_loss(ctx, _batch()).item() == pytest.approx(math.log(2))
+
+
+def test_npo_by_hand():
+    beta = 0.1
+    # Model uniform: sequence NLL = 2 ln 2. Reference gives the right token probability 0.8 at both steps.
+    model = FixedLogits(torch.zeros(1, 3, 2))
+    ref_logit = math.log(0.8 / 0.2)
+    reference = FixedLogits([[[0.0, ref_logit], [ref_logit, 0.0], [0.0, 0.0]]])
+    nll, nll_ref = 2 * math.log(2), -2 * math.log(0.8)
+    expected = -(2 / beta) * math.log(1 / (1 + math.exp(-beta * (nll - nll_ref))))
+    assert npo_loss(LossContext(model, reference, beta), _batch()).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_kl_by_hand_and_direction():
+    ref = torch.log(torch.tensor([[[0.5, 0.5]]]))
+    model = torch.log(torch.tensor([[[0.25, 0.75]]]))
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # KL(p_ref ‖ p_θ), not the reverse
+    assert kl_divergence(ref, model, torch.ones(1, 1)).item() == pytest.approx(expected, rel=1e-6)
+    # Masked positions do not count.
+    two = torch.cat([model, ref], dim=1)
+    assert kl_divergence(torch.cat([ref, ref], 1), two, torch.tensor([[1, 0]])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_klr_is_zero_when_the_model_equals_the_reference(tiny_llama):
+    batch = collate([[1, 5, 9, 3, 7], [2, 4, 6]], pad_id=0)
+    ctx = LossContext(tiny_llama, copy.deepcopy(tiny_llama), beta=0.1)
+    assert klr_loss(ctx, batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_npo_gradient_lowers_the_forget_likelihood(tiny_llama):
+    batch = collate([[1, 5, 9, 3, 7, 11, 13]], pad_id=0)
+    ctx = LossContext(tiny_llama, copy.deepcopy(tiny_llama).requires_grad_(False), beta=0.1)
+
+    def forget_nll():
+        with torch.no_grad():
+            return gdr_loss(ctx, batch).item()
+
+    before = forget_nll()
+    optimizer = torch.optim.SGD(tiny_llama.parameters(), lr=0.005)
+    for _ in range(3):
+        npo_loss(ctx, batch).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert forget_nll() > before + 1e-3

@@ -1,0 +1,46 @@
+"""End to end: the workflow on the smallest preset, in a temporary folder, as a user would run it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "presets/ci.yaml")]
+COLUMNS = ["corpus", "model", "method", "lr", "quantizer", "bits", "verbmem_f", "knowmem_f", "knowmem_r", "privleak"]
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ci-run")
+    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--directory", str(workdir)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-5000:]
+    return workdir, done
+
+
+@pytest.mark.e2e
+def test_summary_has_a_row_per_model_and_precision(ci_run):
+    workdir, done = ci_run
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert list(summary.columns[: len(COLUMNS)]) == COLUMNS
+    models = {"target", "retrain", "ga_klr_lr1e-4", "npo_gdr_lr1e-4"}
+    assert set(summary["model"]) == models
+    precisions = {("none", 32), ("rtn", 4), ("rtn", 8), ("bnb-fp4", 4), ("bnb-int8", 8)}
+    assert set(zip(summary["quantizer"], summary["bits"])) == precisions
+    assert len(summary) == len(models) * len(precisions)
+    for metric in ("verbmem_f", "knowmem_f", "knowmem_r"):
+        assert summary[metric].between(0, 100).all()
+    retrain_fp = summary[(summary["model"] == "retrain") & (summary["quantizer"] == "none")]
+    assert retrain_fp["privleak"].iloc[0] == 0.0  # PrivLeak's reference is this very model
+    unlearned = summary[summary["method"].notna()]
+    assert set(unlearned["method"]) == {"ga_klr", "npo_gdr"} and (unlearned["lr"] == "1e-4").all()
+    assert "verbmem_f" in done.stdout  # the readable table printed at the end of the run
+
+
+@pytest.mark.e2e
+def test_rerun_has_nothing_to_do(ci_run):
+    workdir, _ = ci_run
+    dry = subprocess.run([*SNAKEMAKE, "--cores", "1", "--directory", str(workdir), "-n"], capture_output=True, text=True)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr

@@ -1,0 +1,20 @@
+rule evaluate:
+    input:
+        corpus=corpus_dir,
+        tokenizer=tokenizer_dir,
+        model=evaluation_checkpoint,
+    output:
+        "results/metrics/{corpus}/{model}/{precision}.json",
+    log:
+        "results/logs/evaluate/{corpus}/{model}/{precision}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{corpus}/{model}/{precision}.tsv"
+    conda:
+        "../../envs/qunlearn.yaml"
+    threads: config["threads"]
+    params:
+        loader=lambda wc: loader_of(wc.precision),
+        batch_size=config["evaluation"]["batch_size"],
+        mink_k=config["evaluation"]["mink_k"],
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,32 @@
+rule summarize:
+    input:
+        metrics=[
+            f"results/metrics/{corpus}/{model}/{precision}.json"
+            for corpus in CORPORA
+            for model in MODELS
+            for precision in PRECISIONS
+        ],
+        records=[
+            f"results/unlearned/{corpus}/{model}.json"
+            for corpus in CORPORA
+            for model in UNLEARNED
+        ],
+    output:
+        csv="results/summary.csv",
+        table="results/summary.txt",
+    log:
+        "results/logs/summarize.log",
+    benchmark:
+        "results/benchmarks/summarize/summarize.tsv"
+    conda:
+        "../../envs/qunlearn.yaml"
+    params:
+        rows=[
+            summary_row(corpus, model, precision)
+            for corpus in CORPORA
+            for model in MODELS
+            for precision in PRECISIONS
+        ],
+        auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
+    script:
+        "../scripts/summarize.py"

@@ -1,0 +1,18 @@
+from qunlearn.checkpoints import load_model, load_tokenizer
+from qunlearn.evaluation import evaluate
+from qunlearn.io import write_json
+from qunlearn.muse import load_corpus
+from qunlearn.quantization import load_bitsandbytes, load_dequantized
+from qunlearn.workflow import start
+
+start(snakemake)
+loader = snakemake.params.loader
+if loader == "full":
+    model = load_model(snakemake.input.model, "fp32")
+elif loader == "dequantize":
+    model = load_dequantized(snakemake.input.model)
+else:
+    model = load_bitsandbytes(snakemake.input.model, loader)
+result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), load_corpus(snakemake.input.corpus),
+                  snakemake.params.batch_size, snakemake.params.mink_k)
+write_json(snakemake.output[0], result)

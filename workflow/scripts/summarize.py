@@ -1,0 +1,6 @@
+from qunlearn.summary import summarize, write_summary
+from qunlearn.workflow import start
+
+start(snakemake)
+table = summarize(snakemake.input.metrics, snakemake.params.rows, snakemake.input.records, snakemake.params.auc_retrain)
+write_summary(table, snakemake.output.csv, snakemake.output.table)
