@@ -13,6 +13,10 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def check_checkpoint(path: str | Path) -> list[Path]:
     """Return the checkpoint's safetensors files after checking each one opens; refuse pickled weights."""
     path = Path(path)
@@ -37,6 +41,7 @@ def check_checkpoint(path: str | Path) -> list[Path]:
 
 def load_model(path: str | Path, dtype: str = "fp32", **kwargs) -> torch.nn.Module:
     check_checkpoint(path)
+    kwargs.setdefault("device_map", {"": str(default_device())})
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=False, **kwargs
     )

@@ -31,8 +31,9 @@ def check_config(config: dict) -> None:
             raise QunlearnError(f"quantization.formats: {error.problem}", error.fix) from None
     group = config["quantization"]["group_size"]
     model = config["model"]
+    embedded = any("embedded" in spec for spec in config["corpora"].values())
     for key in ("hidden", "intermediate"):
-        if model[key] % group:
+        if embedded and model[key] % group:
             raise QunlearnError(
                 f"quantization.group_size {group} does not divide model.{key} {model[key]}",
                 "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",

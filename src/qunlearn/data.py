@@ -13,6 +13,9 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor  # -100 where padded
 
+    def to(self, device) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
 
 def encode_documents(tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each document, without special tokens, each followed by EOS."""

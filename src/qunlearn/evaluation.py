@@ -1,11 +1,14 @@
 """Evaluate one model at one precision with MUSE's four metrics: batched greedy generation and log-probs."""
 
+import copy
 import logging
 
 import torch
 from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .metrics import (
+    KNOWMEM_STOPS,
     MINK_FRACTIONS,
     cut_answer,
     forget_holdout_auc,
@@ -26,23 +29,61 @@ def _encode(tokenizer, text: str) -> list[int]:
     return [tokenizer.bos_token_id] + ids
 
 
+class StopOnStrings(StoppingCriteria):
+    """Per row: done once the new text contains a stop string. (transformers' own `stop_strings` builds
+    vocabulary-wide tables on every call, which cost more than the tokens it saves here.)"""
+
+    def __init__(self, tokenizer, stops: tuple[str, ...], prompt_width: int):
+        self.tokenizer, self.stops, self.prompt_width = tokenizer, stops, prompt_width
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+        # The Rust tokenizer's batch decode: transformers' Python-side decode costs more than the model here.
+        texts = self.tokenizer.backend_tokenizer.decode_batch(input_ids[:, self.prompt_width :].tolist(), skip_special_tokens=True)
+        return torch.tensor([any(stop in text for stop in self.stops) for text in texts], device=input_ids.device)
+
+
+def _split_at_prefix(tokenizer, prompts: list[str], prefix: str) -> tuple[list[int], list[list[int]]] | None:
+    """Token ids of the shared prefix and of each prompt's rest, if every prompt's tokens start with the
+    prefix's tokens (true for tokenizers that split at whitespace); None otherwise."""
+    prefix_ids = _encode(tokenizer, prefix)
+    encoded = [_encode(tokenizer, p) for p in prompts]
+    if any(e[: len(prefix_ids)] != prefix_ids or len(e) == len(prefix_ids) for e in encoded):
+        return None
+    return prefix_ids, [e[len(prefix_ids) :] for e in encoded]
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str) -> list[str]:
-    """Greedy continuations of left-padded batches; returns the new tokens decoded without special tokens."""
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str,
+             stop_strings: tuple[str, ...] = (), shared_prefix: str = "") -> list[str]:
+    """Greedy continuations of left-padded batches; returns the new tokens decoded without special tokens.
+
+    A batch stops early once every row has produced one of `stop_strings`; callers cut at the stop string,
+    so the text they keep is the same as with the full `max_new_tokens`. A `shared_prefix` that every prompt
+    starts with (KnowMem's 10 in-context examples) is encoded once and its key-value cache reused; the padding
+    then sits between prefix and rest, which the attention mask and mask-derived positions make invisible."""
+    split = _split_at_prefix(tokenizer, prompts, shared_prefix) if shared_prefix else None
+    prefix_ids, rests = split or ([], [_encode(tokenizer, p) for p in prompts])
+    prefix_cache = model(input_ids=torch.tensor([prefix_ids], device=model.device)).past_key_values if prefix_ids else None
     outputs = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
-        encoded = [_encode(tokenizer, p) for p in prompts[start : start + batch_size]]
-        width = max(map(len, encoded))
-        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(e)) + e for e in encoded])
-        attention_mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+    for start in tqdm(range(0, len(rests), batch_size), desc=desc, mininterval=5):
+        batch = rests[start : start + batch_size]
+        width = max(map(len, batch))
+        input_ids = torch.tensor([prefix_ids + [tokenizer.pad_token_id] * (width - len(e)) + e for e in batch])
+        attention_mask = torch.tensor([[1] * len(prefix_ids) + [0] * (width - len(e)) + [1] * len(e) for e in batch])
+        cache = None
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
         generated = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention_mask.to(model.device),
+            past_key_values=cache,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([StopOnStrings(tokenizer, stop_strings, input_ids.shape[1])] if stop_strings else []),
         )
-        outputs += tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+        outputs += tokenizer.batch_decode(generated[:, input_ids.shape[1] :], skip_special_tokens=True)
     return outputs
 
 
@@ -55,6 +96,7 @@ def token_logprobs(model, tokenizer, texts: list[str], batch_size: int, max_len:
         width = max(map(len, encoded))
         input_ids = torch.tensor([e + [tokenizer.pad_token_id] * (width - len(e)) for e in encoded])
         attention_mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded])
+        input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
         logp = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention_mask).logits.float(), -1)
         picked = logp[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         results += [picked[row, : len(e) - 1].tolist() for row, e in enumerate(encoded)]
@@ -75,7 +117,9 @@ def knowmem(model, tokenizer, corpus: MuseCorpus, split: str, batch_size: int) -
     icl = [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
     questions = corpus.knowmem[f"{split}_qa"]
     prompts = [knowmem_prompt(icl, qa.question) for qa in questions]
-    outputs = [cut_answer(o) for o in generate(model, tokenizer, prompts, KNOWMEM_NEW_TOKENS, batch_size, f"knowmem-{split}")]
+    prefix = knowmem_prompt(icl, "").removesuffix("Question: \nAnswer: ")
+    generated = generate(model, tokenizer, prompts, KNOWMEM_NEW_TOKENS, batch_size, f"knowmem-{split}", KNOWMEM_STOPS, prefix)
+    outputs = [cut_answer(o) for o in generated]
     return mean_rouge_l(outputs, [qa.answer for qa in questions]), outputs
 
 

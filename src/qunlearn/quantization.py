@@ -114,4 +114,4 @@ def load_bitsandbytes(model_dir: str | Path, quantizer: str) -> torch.nn.Module:
         "bnb-nf4": dict(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32),
         "bnb-int8": dict(load_in_8bit=True),
     }
-    return load_model(model_dir, "fp32", quantization_config=BitsAndBytesConfig(**configs[quantizer]), device_map="cpu")
+    return load_model(model_dir, "fp32", quantization_config=BitsAndBytesConfig(**configs[quantizer]))

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _logits(model, batch: Batch) -> torch.Tensor:
+    batch = batch.to(model.device)
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
 
 
