@@ -17,6 +17,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/mechanism.smk"
 include: "workflow/rules/report.smk"
 
 

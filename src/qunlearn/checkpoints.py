@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from .errors import QunlearnError
@@ -46,6 +47,11 @@ def load_model(path: str | Path, dtype: str = "fp32", **kwargs) -> torch.nn.Modu
         path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=False, **kwargs
     )
     return model.eval()
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint, as stored (no model is built)."""
+    return {name: tensor for shard in check_checkpoint(path) for name, tensor in load_file(shard).items()}
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:

@@ -11,8 +11,10 @@ METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
 
 
-def summarize(metric_files: list[str], rows: list[dict], record_files: list[str], auc_retrain: dict) -> pd.DataFrame:
-    """rows[i] names the corpus, model, method, lr, quantizer, bits and group size of metric_files[i]."""
+def summarize(metric_files: list[str], rows: list[dict], record_files: list[str], auc_retrain: dict,
+              mechanism: list[tuple[str, dict]] = ()) -> pd.DataFrame:
+    """rows[i] names the corpus, model, method, lr, quantizer, bits and group size of metric_files[i];
+    `mechanism` pairs each same-code JSON with its corpus, model, quantizer and bits."""
     records = []
     for path, row in zip(metric_files, rows, strict=True):
         result = read_json(path)
@@ -25,7 +27,18 @@ def summarize(metric_files: list[str], rows: list[dict], record_files: list[str]
     table["privleak"] = [
         privleak(auc, _reference_auc(table, corpus, auc_retrain)) for corpus, auc in zip(table["corpus"], table["privleak_auc"])
     ]
-    return add_recovery_ratios(table)
+    return add_mechanism(add_recovery_ratios(table), mechanism)
+
+
+def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
+    """Columns `moved` and `same_code`: fractions of quantized weights that unlearning moved, and whose
+    quantized value still equals the target's (all decoder-layer Linear weights)."""
+    keys = ["corpus", "model", "quantizer", "bits"]
+    measured = pd.DataFrame(
+        [{**row, "moved": read_json(path)["all"]["moved"], "same_code": read_json(path)["all"]["same_code"]} for path, row in mechanism],
+        columns=[*keys, "moved", "same_code"],
+    )
+    return table.merge(measured, on=keys, how="left")
 
 
 def _reference_auc(table: pd.DataFrame, corpus: str, auc_retrain: dict) -> float:

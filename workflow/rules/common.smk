@@ -27,6 +27,7 @@ FORMATS = {
     for f in config["quantization"]["formats"]
 }
 PRECISIONS = ["full"] + list(FORMATS)
+RTN_PRECISIONS = [p for p, f in FORMATS.items() if f["quantizer"] == "rtn"]
 
 
 wildcard_constraints:

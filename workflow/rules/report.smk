@@ -11,6 +11,12 @@ rule summarize:
             for corpus in CORPORA
             for model in UNLEARNED
         ],
+        mechanism=[
+            f"results/mechanism/{corpus}/{model}/{precision}.json"
+            for corpus in CORPORA
+            for model in UNLEARNED
+            for precision in RTN_PRECISIONS
+        ],
     output:
         csv="results/summary.csv",
         table="results/summary.txt",
@@ -26,6 +32,12 @@ rule summarize:
             for corpus in CORPORA
             for model in MODELS
             for precision in PRECISIONS
+        ],
+        mechanism_rows=[
+            dict(corpus=corpus, model=model, **FORMATS[precision])
+            for corpus in CORPORA
+            for model in UNLEARNED
+            for precision in RTN_PRECISIONS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
     script:

@@ -2,5 +2,11 @@ from qunlearn.summary import summarize, write_summary
 from qunlearn.workflow import start
 
 start(snakemake)
-table = summarize(snakemake.input.metrics, snakemake.params.rows, snakemake.input.records, snakemake.params.auc_retrain)
+table = summarize(
+    snakemake.input.metrics,
+    snakemake.params.rows,
+    snakemake.input.records,
+    snakemake.params.auc_retrain,
+    mechanism=list(zip(snakemake.input.mechanism, snakemake.params.mechanism_rows, strict=True)),
+)
 write_summary(table, snakemake.output.csv, snakemake.output.table)

@@ -1,0 +1,49 @@
+"""Batched evaluation against one-at-a-time generation, on a tiny random model and a real tokenizer."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from qunlearn.checkpoints import load_tokenizer
+from qunlearn.evaluation import evaluate, generate
+from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, knowmem_prompt
+from qunlearn.muse import load_corpus
+from qunlearn.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def setup(corpus_dir, tmp_path_factory):
+    corpus = load_corpus(corpus_dir)
+    out = tmp_path_factory.mktemp("tok") / "tok"
+    train_tokenizer([t for split in corpus.raw.values() for t in split], 400, out)
+    tokenizer = load_tokenizer(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)
+    return LlamaForCausalLM(config).eval(), tokenizer, corpus
+
+
+def test_tokenizer_adds_bos_and_splits_spaces(setup):
+    _, tokenizer, _ = setup
+    ids = tokenizer("Answer: x")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer("Answer: ")["input_ids"] == ids[:-1]  # "Answer: " ends at a token boundary
+
+
+def test_batched_prefix_cached_generation_equals_one_at_a_time(setup):
+    model, tokenizer, corpus = setup
+    icl = [(qa.question, qa.answer) for qa in corpus.knowmem["forget_qa_icl"]]
+    prompts = [knowmem_prompt(icl, qa.question) for qa in corpus.knowmem["forget_qa"][:8]]
+    prefix = knowmem_prompt(icl, "").removesuffix("Question: \nAnswer: ")
+    batched = generate(model, tokenizer, prompts, 12, 8, "test", KNOWMEM_STOPS, prefix)
+    single = [generate(model, tokenizer, [p], 12, 1, "test")[0] for p in prompts]
+    assert [cut_answer(b) for b in batched] == [cut_answer(s) for s in single]
+
+
+def test_evaluate_reports_every_metric_and_mink_score(setup):
+    model, tokenizer, corpus = setup
+    result = evaluate(model, tokenizer, corpus, batch_size=16, mink_k=0.4)
+    assert all(0 <= result[m] <= 100 for m in ("verbmem_f", "knowmem_f", "knowmem_r"))
+    assert 0 <= result["privleak_auc"] <= 1
+    assert len(result["mink"]["forget"]["0.4"]) == len(corpus.privleak["forget"])
+    assert set(result["mink"]["holdout"]) == {"0.05", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6"}
