@@ -15,6 +15,10 @@ class FixedLogits(torch.nn.Module):
         super().__init__()
         self.logits = torch.nn.Parameter(torch.as_tensor(logits, dtype=torch.float32))
 
+    @property
+    def device(self):
+        return self.logits.device
+
     def forward(self, input_ids, attention_mask):
         return type("Output", (), {"logits": self.logits})()
 
