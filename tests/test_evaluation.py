@@ -1,5 +1,7 @@
 """Batched evaluation against one-at-a-time generation, on a tiny random model and a real tokenizer."""
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -8,6 +10,7 @@ from qunlearn.checkpoints import load_tokenizer
 from qunlearn.evaluation import evaluate, generate
 from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, knowmem_prompt
 from qunlearn.muse import load_corpus
+from qunlearn.reference import reference_evaluate
 from qunlearn.tokenizer import train_tokenizer
 
 
@@ -47,3 +50,22 @@ def test_evaluate_reports_every_metric_and_mink_score(setup):
     assert 0 <= result["privleak_auc"] <= 1
     assert len(result["mink"]["forget"]["0.4"]) == len(corpus.privleak["forget"])
     assert set(result["mink"]["holdout"]) == {"0.05", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6"}
+
+
+def test_batched_evaluation_matches_the_one_at_a_time_reference(setup):
+    model, tokenizer, full = setup
+    # A slice keeps the one-at-a-time reference quick; padding still differs within every batch.
+    corpus = dataclasses.replace(
+        full,
+        verbmem=full.verbmem[:4],
+        knowmem={name: qa if name.endswith("icl") else qa[:6] for name, qa in full.knowmem.items()},
+        privleak={split: texts[:5] for split, texts in full.privleak.items()},
+    )
+    batched = evaluate(model, tokenizer, corpus, batch_size=16, mink_k=0.4)
+    reference = reference_evaluate(model, tokenizer, corpus, mink_k=0.4)
+    for metric in ("verbmem_f", "knowmem_f", "knowmem_r"):
+        assert batched["outputs"][metric] == reference["outputs"][metric], metric
+        assert batched[metric] == pytest.approx(reference[metric], abs=0.5)
+    for split in ("forget", "holdout"):
+        assert batched["mink"][split]["0.4"] == pytest.approx(reference["mink"][split]["0.4"], abs=1e-4)
+    assert batched["privleak_auc"] == pytest.approx(reference["privleak_auc"], abs=0.01)

@@ -20,6 +20,7 @@ rule summarize:
     output:
         csv="results/summary.csv",
         table="results/summary.txt",
+        headline="results/recovery.csv",
     log:
         "results/logs/summarize.log",
     benchmark:

@@ -9,4 +9,4 @@ table = summarize(
     snakemake.params.auc_retrain,
     mechanism=list(zip(snakemake.input.mechanism, snakemake.params.mechanism_rows, strict=True)),
 )
-write_summary(table, snakemake.output.csv, snakemake.output.table)
+write_summary(table, snakemake.output.csv, snakemake.output.table, snakemake.output.headline)

@@ -1,0 +1,52 @@
+"""A one-at-a-time evaluator that follows MUSE step by step: the oracle for the batched evaluator.
+
+No padding, no shared-prefix cache, no early stop: each prompt is encoded with BOS, greedily continued for
+the full 128 (VerbMem) or 32 (KnowMem) new tokens, then cut as MUSE cuts it; each Min-K% text runs alone.
+"""
+
+import torch
+from tqdm import tqdm
+
+from .evaluation import KNOWMEM_NEW_TOKENS, VERBMEM_NEW_TOKENS, _encode
+from .metrics import MINK_FRACTIONS, cut_answer, forget_holdout_auc, knowmem_prompt, mean_rouge_l, min_k_score
+from .muse import MuseCorpus
+
+
+@torch.no_grad()
+def _continue(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    input_ids = torch.tensor([_encode(tokenizer, prompt)], device=model.device)
+    output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                            do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True)
+
+
+@torch.no_grad()
+def _token_logprobs(model, tokenizer, text: str, max_len: int) -> list[float]:
+    input_ids = torch.tensor([_encode(tokenizer, text)[:max_len]], device=model.device)
+    logp = torch.log_softmax(model(input_ids=input_ids).logits.float(), -1)
+    return logp[0, :-1].gather(-1, input_ids[0, 1:, None]).squeeze(-1).tolist()
+
+
+def reference_evaluate(model, tokenizer, corpus: MuseCorpus, mink_k: float) -> dict:
+    verbmem_outputs = [_continue(model, tokenizer, p, VERBMEM_NEW_TOKENS) for p, _ in tqdm(corpus.verbmem, desc="verbmem")]
+    references = [
+        tokenizer.decode(tokenizer(gt, add_special_tokens=False)["input_ids"][:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
+        for _, gt in corpus.verbmem
+    ]
+    result = {"verbmem_f": mean_rouge_l(verbmem_outputs, references), "outputs": {"verbmem_f": verbmem_outputs}}
+    for split in ("forget", "retain"):
+        icl = [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
+        questions = corpus.knowmem[f"{split}_qa"]
+        answers = [cut_answer(_continue(model, tokenizer, knowmem_prompt(icl, qa.question), KNOWMEM_NEW_TOKENS))
+                   for qa in tqdm(questions, desc=f"knowmem-{split}")]
+        result[f"knowmem_{split[0]}"] = mean_rouge_l(answers, [qa.answer for qa in questions])
+        result["outputs"][f"knowmem_{split[0]}"] = answers
+    max_len = model.config.max_position_embeddings
+    mink = {
+        split: {str(k): [min_k_score(lp, k) for lp in logprobs] for k in MINK_FRACTIONS}
+        for split in ("forget", "holdout")
+        for logprobs in [[_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]]]
+    }
+    result["privleak_auc"] = forget_holdout_auc(mink["forget"][str(mink_k)], mink["holdout"][str(mink_k)])
+    result["mink"] = mink
+    return result

@@ -1,0 +1,34 @@
+import pandas as pd
+import pytest
+
+from qunlearn.summary import add_recovery_ratios, headline
+
+
+def _table():
+    rows = [
+        # corpus, model, method, quantizer, bits, verbmem_f, knowmem_f
+        ("news", "target", "", "none", 32, 50.0, 40.0),
+        ("news", "target", "", "rtn", 4, 40.0, 20.0),
+        ("news", "ga_klr_lr1e-5", "ga_klr", "none", 32, 10.0, 8.0),
+        ("news", "ga_klr_lr1e-5", "ga_klr", "rtn", 4, 30.0, 20.0),
+        ("news", "ga_lr1e-5", "ga", "none", 32, 0.0, 0.0),  # no utility term: not in the headline
+        ("news", "ga_lr1e-5", "ga", "rtn", 4, 0.0, 0.0),
+    ]
+    table = pd.DataFrame(rows, columns=["corpus", "model", "method", "quantizer", "bits", "verbmem_f", "knowmem_f"])
+    table["diverged"] = False
+    return add_recovery_ratios(table)
+
+
+def test_recovery_ratio_is_relative_to_the_target_at_the_same_precision():
+    table = _table()
+    ga_klr = table[table["method"] == "ga_klr"].set_index("quantizer")
+    assert ga_klr.loc["none", "verbmem_f_ratio"] == pytest.approx(0.2)  # 10 / 50
+    assert ga_klr.loc["rtn", "verbmem_f_ratio"] == pytest.approx(0.75)  # 30 / 40, not 30 / 50
+    assert ga_klr.loc["rtn", "knowmem_f_ratio"] == pytest.approx(1.0)
+
+
+def test_headline_averages_constrained_methods_over_forget_metrics():
+    result = headline(_table()).set_index("quantizer")
+    assert result.loc["none", "mean_recovery_ratio"] == pytest.approx((0.2 + 0.2) / 2)
+    assert result.loc["rtn", "mean_recovery_ratio"] == pytest.approx((0.75 + 1.0) / 2)
+    assert result.loc["rtn", "values"] == 2
