@@ -1,7 +1,6 @@
 """Evaluate one model at one precision with MUSE's four metrics: batched greedy generation and log-probs."""
 
 import copy
-import logging
 
 import torch
 from tqdm import tqdm
@@ -18,7 +17,6 @@ from .metrics import (
 )
 from .muse import MuseCorpus
 
-log = logging.getLogger(__name__)
 VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32
 

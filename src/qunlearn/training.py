@@ -13,7 +13,9 @@ from .data import batches, encode_documents, shuffled_pack
 log = logging.getLogger(__name__)
 
 
-def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int, max_len: int, tokenizer) -> LlamaForCausalLM:
+def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int, max_len: int, tokenizer,
+                seed: int) -> LlamaForCausalLM:
+    """A randomly initialised Llama; the seed fixes the initialisation."""
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
@@ -27,6 +29,7 @@ def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermedi
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    seed_everything(seed)
     return LlamaForCausalLM(config).to(default_device())
 
 

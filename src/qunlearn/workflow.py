@@ -4,7 +4,7 @@ import logging
 import sys
 
 
-def start(snakemake) -> logging.Logger:
+def start(snakemake) -> None:
     """Send logging, warnings and stderr to the rule's `log:` file and use the rule's `threads:`."""
     import torch
 
@@ -13,4 +13,3 @@ def start(snakemake) -> logging.Logger:
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     logging.captureWarnings(True)
     torch.set_num_threads(snakemake.threads)
-    return logging.getLogger(f"qunlearn.rule.{snakemake.rule}")

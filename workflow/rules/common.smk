@@ -15,7 +15,6 @@ from qunlearn.quantization import QUANTIZERS
 check_config(config)
 
 CORPORA = list(config["corpora"])
-EMBEDDED = [c for c in CORPORA if "embedded" in config["corpora"][c]]
 UNLEARNED = [
     f"{method}_lr{format_lr(lr)}"
     for method in config["unlearning"]["methods"]

@@ -4,7 +4,7 @@ from qunlearn.muse import load_corpus
 from qunlearn.unlearning import UnlearnSettings, unlearn
 from qunlearn.workflow import start
 
-log = start(snakemake)
+start(snakemake)
 settings = UnlearnSettings(**snakemake.params.settings, seed=snakemake.params.seed)
 corpus = load_corpus(snakemake.input.corpus)
 tokenizer = load_tokenizer(snakemake.input.tokenizer)
