@@ -42,11 +42,10 @@ def reference_evaluate(model, tokenizer, corpus: MuseCorpus, mink_k: float) -> d
         result[f"knowmem_{split[0]}"] = mean_rouge_l(answers, [qa.answer for qa in questions])
         result["outputs"][f"knowmem_{split[0]}"] = answers
     max_len = model.config.max_position_embeddings
-    mink = {
-        split: {str(k): [min_k_score(lp, k) for lp in logprobs] for k in MINK_FRACTIONS}
-        for split in ("forget", "holdout")
-        for logprobs in [[_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]]]
-    }
+    mink = {}
+    for split in ("forget", "holdout"):
+        logprobs = [_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]]
+        mink[split] = {str(k): [min_k_score(lp, k) for lp in logprobs] for k in MINK_FRACTIONS}
     result["privleak_auc"] = forget_holdout_auc(mink["forget"][str(mink_k)], mink["holdout"][str(mink_k)])
     result["mink"] = mink
     return result

@@ -35,10 +35,7 @@ def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.
     """Columns `moved` and `same_code`: fractions of quantized weights that unlearning moved, and whose
     quantized value still equals the target's (all decoder-layer Linear weights)."""
     keys = ["corpus", "model", "quantizer", "bits"]
-    measured = pd.DataFrame(
-        [{**row, "moved": read_json(path)["all"]["moved"], "same_code": read_json(path)["all"]["same_code"]} for path, row in mechanism],
-        columns=[*keys, "moved", "same_code"],
-    )
+    measured = pd.DataFrame([{**row, **read_json(path)["all"]} for path, row in mechanism], columns=[*keys, "moved", "same_code"])
     return table.merge(measured, on=keys, how="left")
 
 
