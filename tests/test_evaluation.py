@@ -8,7 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from qunlearn.checkpoints import load_tokenizer
 from qunlearn.evaluation import evaluate, generate
-from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, knowmem_prompt
+from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt
 from qunlearn.muse import load_corpus
 from qunlearn.reference import reference_evaluate
 from qunlearn.tokenizer import train_tokenizer
@@ -37,8 +37,7 @@ def test_batched_prefix_cached_generation_equals_one_at_a_time(setup):
     model, tokenizer, corpus = setup
     icl = [(qa.question, qa.answer) for qa in corpus.knowmem["forget_qa_icl"]]
     prompts = [knowmem_prompt(icl, qa.question) for qa in corpus.knowmem["forget_qa"][:8]]
-    prefix = knowmem_prompt(icl, "").removesuffix("Question: \nAnswer: ")
-    batched = generate(model, tokenizer, prompts, 12, 8, "test", KNOWMEM_STOPS, prefix)
+    batched = generate(model, tokenizer, prompts, 12, 8, "test", KNOWMEM_STOPS, icl_prefix(icl))
     single = [generate(model, tokenizer, [p], 12, 1, "test")[0] for p in prompts]
     assert [cut_answer(b) for b in batched] == [cut_answer(s) for s in single]
 

@@ -6,15 +6,7 @@ import torch
 from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .metrics import (
-    KNOWMEM_STOPS,
-    MINK_FRACTIONS,
-    cut_answer,
-    forget_holdout_auc,
-    knowmem_prompt,
-    mean_rouge_l,
-    min_k_score,
-)
+from .metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
 from .muse import MuseCorpus
 
 VERBMEM_NEW_TOKENS = 128
@@ -40,13 +32,11 @@ class StopOnStrings(StoppingCriteria):
         return torch.tensor([any(stop in text for stop in self.stops) for text in texts], device=input_ids.device)
 
 
-def _split_at_prefix(tokenizer, prompts: list[str], prefix: str) -> tuple[list[int], list[list[int]]] | None:
-    """Token ids of the shared prefix and of each prompt's rest, if every prompt's tokens start with the
-    prefix's tokens (true for tokenizers that split at whitespace); None otherwise."""
-    prefix_ids = _encode(tokenizer, prefix)
-    encoded = [_encode(tokenizer, p) for p in prompts]
+def _split_at_prefix(prefix_ids: list[int], encoded: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """The shared prefix and each prompt's rest, if every prompt's tokens start with the prefix's tokens
+    (true for tokenizers that split at whitespace); otherwise no prefix and the whole prompts."""
     if any(e[: len(prefix_ids)] != prefix_ids or len(e) == len(prefix_ids) for e in encoded):
-        return None
+        return [], encoded
     return prefix_ids, [e[len(prefix_ids) :] for e in encoded]
 
 
@@ -59,8 +49,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     so the text they keep is the same as with the full `max_new_tokens`. A `shared_prefix` that every prompt
     starts with (KnowMem's 10 in-context examples) is encoded once and its key-value cache reused; the padding
     then sits between prefix and rest, which the attention mask and mask-derived positions make invisible."""
-    split = _split_at_prefix(tokenizer, prompts, shared_prefix) if shared_prefix else None
-    prefix_ids, rests = split or ([], [_encode(tokenizer, p) for p in prompts])
+    encoded = [_encode(tokenizer, p) for p in prompts]
+    prefix_ids, rests = _split_at_prefix(_encode(tokenizer, shared_prefix), encoded) if shared_prefix else ([], encoded)
     prefix_cache = model(input_ids=torch.tensor([prefix_ids], device=model.device)).past_key_values if prefix_ids else None
     outputs = []
     for start in tqdm(range(0, len(rests), batch_size), desc=desc, mininterval=5):
@@ -101,22 +91,30 @@ def token_logprobs(model, tokenizer, texts: list[str], batch_size: int, max_len:
     return results
 
 
-def verbmem(model, tokenizer, corpus: MuseCorpus, batch_size: int) -> tuple[float, list[str]]:
-    prompts = [prompt for prompt, _ in corpus.verbmem]
-    references = [
+def verbmem_references(tokenizer, corpus: MuseCorpus) -> list[str]:
+    """MUSE's VerbMem reference: the first 128 tokens of each ground-truth continuation."""
+    return [
         tokenizer.decode(tokenizer(gt, add_special_tokens=False)["input_ids"][:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
         for _, gt in corpus.verbmem
     ]
+
+
+def icl_examples(corpus: MuseCorpus, split: str) -> list[tuple[str, str]]:
+    return [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
+
+
+def verbmem(model, tokenizer, corpus: MuseCorpus, batch_size: int) -> tuple[float, list[str]]:
+    prompts = [prompt for prompt, _ in corpus.verbmem]
     outputs = generate(model, tokenizer, prompts, VERBMEM_NEW_TOKENS, batch_size, "verbmem")
-    return mean_rouge_l(outputs, references), outputs
+    return mean_rouge_l(outputs, verbmem_references(tokenizer, corpus)), outputs
 
 
 def knowmem(model, tokenizer, corpus: MuseCorpus, split: str, batch_size: int) -> tuple[float, list[str]]:
-    icl = [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
+    icl = icl_examples(corpus, split)
     questions = corpus.knowmem[f"{split}_qa"]
     prompts = [knowmem_prompt(icl, qa.question) for qa in questions]
-    prefix = knowmem_prompt(icl, "").removesuffix("Question: \nAnswer: ")
-    generated = generate(model, tokenizer, prompts, KNOWMEM_NEW_TOKENS, batch_size, f"knowmem-{split}", KNOWMEM_STOPS, prefix)
+    generated = generate(model, tokenizer, prompts, KNOWMEM_NEW_TOKENS, batch_size, f"knowmem-{split}", KNOWMEM_STOPS,
+                         icl_prefix(icl))
     outputs = [cut_answer(o) for o in generated]
     return mean_rouge_l(outputs, [qa.answer for qa in questions]), outputs
 
@@ -125,8 +123,7 @@ def mink_scores(model, tokenizer, corpus: MuseCorpus, batch_size: int, max_len: 
     """Per text, Min-K% for every k in MINK_FRACTIONS, so AUC can be recomputed for any k without the model."""
     scores = {}
     for split in ("forget", "holdout"):
-        logprobs = token_logprobs(model, tokenizer, corpus.privleak[split], batch_size, max_len)
-        scores[split] = {str(k): [min_k_score(lp, k) for lp in logprobs] for k in MINK_FRACTIONS}
+        scores[split] = mink_table(token_logprobs(model, tokenizer, corpus.privleak[split], batch_size, max_len))
     return scores
 
 
@@ -140,7 +137,7 @@ def evaluate(model, tokenizer, corpus: MuseCorpus, batch_size: int, mink_k: floa
         "verbmem_f": verbmem_f,
         "knowmem_f": knowmem_f,
         "knowmem_r": knowmem_r,
-        "privleak_auc": forget_holdout_auc(mink["forget"][str(mink_k)], mink["holdout"][str(mink_k)]),
+        "privleak_auc": mink_auc(mink, mink_k),
         "mink_k": mink_k,
         "mink": mink,
         "outputs": {"verbmem_f": verbmem_outputs, "knowmem_f": knowmem_f_outputs, "knowmem_r": knowmem_r_outputs},

@@ -28,15 +28,29 @@ def cut_answer(text: str) -> str:
     return text
 
 
+def icl_prefix(icl: list[tuple[str, str]]) -> str:
+    """KnowMem's in-context examples, the part every question's prompt shares."""
+    return "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in icl)
+
+
 def knowmem_prompt(icl: list[tuple[str, str]], question: str) -> str:
-    prefix = "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in icl)
-    return f"{prefix}Question: {question}\nAnswer: "
+    return f"{icl_prefix(icl)}Question: {question}\nAnswer: "
 
 
 def min_k_score(token_logprobs: list[float], k: float) -> float:
     """−mean of the lowest ⌊N·k⌋ token log-probabilities (at least one)."""
     count = max(1, math.floor(len(token_logprobs) * k))
     return -float(np.mean(sorted(token_logprobs)[:count]))
+
+
+def mink_table(token_logprobs: list[list[float]]) -> dict[str, list[float]]:
+    """Min-K% of every text for every k in MINK_FRACTIONS, keyed by str(k) as stored in the metrics JSON."""
+    return {str(k): [min_k_score(lp, k) for lp in token_logprobs] for k in MINK_FRACTIONS}
+
+
+def mink_auc(mink: dict[str, dict[str, list[float]]], k: float) -> float:
+    """forget_holdout_auc on the stored Min-K% tables (splits 'forget' and 'holdout') at fraction k."""
+    return forget_holdout_auc(mink["forget"][str(k)], mink["holdout"][str(k)])
 
 
 def forget_holdout_auc(forget_scores: list[float], holdout_scores: list[float]) -> float:

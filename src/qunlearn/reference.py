@@ -7,8 +7,8 @@ the full 128 (VerbMem) or 32 (KnowMem) new tokens, then cut as MUSE cuts it; eac
 import torch
 from tqdm import tqdm
 
-from .evaluation import KNOWMEM_NEW_TOKENS, VERBMEM_NEW_TOKENS, _encode
-from .metrics import MINK_FRACTIONS, cut_answer, forget_holdout_auc, knowmem_prompt, mean_rouge_l, min_k_score
+from .evaluation import KNOWMEM_NEW_TOKENS, VERBMEM_NEW_TOKENS, _encode, icl_examples, verbmem_references
+from .metrics import cut_answer, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
 from .muse import MuseCorpus
 
 
@@ -29,23 +29,20 @@ def _token_logprobs(model, tokenizer, text: str, max_len: int) -> list[float]:
 
 def reference_evaluate(model, tokenizer, corpus: MuseCorpus, mink_k: float) -> dict:
     verbmem_outputs = [_continue(model, tokenizer, p, VERBMEM_NEW_TOKENS) for p, _ in tqdm(corpus.verbmem, desc="verbmem")]
-    references = [
-        tokenizer.decode(tokenizer(gt, add_special_tokens=False)["input_ids"][:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
-        for _, gt in corpus.verbmem
-    ]
+    references = verbmem_references(tokenizer, corpus)
     result = {"verbmem_f": mean_rouge_l(verbmem_outputs, references), "outputs": {"verbmem_f": verbmem_outputs}}
     for split in ("forget", "retain"):
-        icl = [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
+        icl = icl_examples(corpus, split)
         questions = corpus.knowmem[f"{split}_qa"]
         answers = [cut_answer(_continue(model, tokenizer, knowmem_prompt(icl, qa.question), KNOWMEM_NEW_TOKENS))
                    for qa in tqdm(questions, desc=f"knowmem-{split}")]
         result[f"knowmem_{split[0]}"] = mean_rouge_l(answers, [qa.answer for qa in questions])
         result["outputs"][f"knowmem_{split[0]}"] = answers
     max_len = model.config.max_position_embeddings
-    mink = {}
-    for split in ("forget", "holdout"):
-        logprobs = [_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]]
-        mink[split] = {str(k): [min_k_score(lp, k) for lp in logprobs] for k in MINK_FRACTIONS}
-    result["privleak_auc"] = forget_holdout_auc(mink["forget"][str(mink_k)], mink["holdout"][str(mink_k)])
+    mink = {
+        split: mink_table([_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]])
+        for split in ("forget", "holdout")
+    }
+    result["privleak_auc"] = mink_auc(mink, mink_k)
     result["mink"] = mink
     return result
