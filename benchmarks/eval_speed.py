@@ -1,11 +1,12 @@
 """Batched evaluation against the one-at-a-time MUSE reference on the same model and benchmark, in one run.
 
-Usage: python benchmarks/eval_speed.py [MODEL_DIR TOKENIZER_DIR CORPUS_DIR] [--threads N]
+Usage: python benchmarks/eval_speed.py [MODEL_DIR TOKENIZER_DIR CORPUS_DIR] [--threads N (default: every core)]
 Defaults: the default run's toy-news target (run `make run` first). Ends with
 `speedup=<ratio> max_metric_diff=<points>`.
 """
 
 import argparse
+import os
 import time
 
 import torch
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("model", nargs="?", default="results/models/toy-news/target")
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizers/toy-news")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,10 +1,8 @@
 """Evaluate one model at one precision with MUSE's four metrics: batched greedy generation and log-probs."""
 
-import copy
-
 import torch
 from tqdm import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import StaticCache, StoppingCriteria, StoppingCriteriaList
 
 from .metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
 from .muse import MuseCorpus
@@ -40,6 +38,16 @@ def _split_at_prefix(prefix_ids: list[int], encoded: list[list[int]]) -> tuple[l
     return prefix_ids, [e[len(prefix_ids) :] for e in encoded]
 
 
+def _static_cache(model, prefix_cache, batch_size: int, length: int) -> StaticCache:
+    """A preallocated cache holding the shared prefix's keys and values for every row. (A growing cache
+    concatenates all keys at every step, which costs more than the model on CPU.)"""
+    cache = StaticCache(config=model.config, max_cache_len=length)
+    if prefix_cache is not None:
+        for index, layer in enumerate(prefix_cache.layers):
+            cache.update(layer.keys.expand(batch_size, -1, -1, -1), layer.values.expand(batch_size, -1, -1, -1), index)
+    return cache
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str,
              stop_strings: tuple[str, ...] = (), shared_prefix: str = "") -> list[str]:
@@ -58,10 +66,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         width = max(map(len, batch))
         input_ids = torch.tensor([prefix_ids + [tokenizer.pad_token_id] * (width - len(e)) + e for e in batch])
         attention_mask = torch.tensor([[1] * len(prefix_ids) + [0] * (width - len(e)) + [1] * len(e) for e in batch])
-        cache = None
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(batch))
+        cache = _static_cache(model, prefix_cache, len(batch), input_ids.shape[1] + max_new_tokens)
         generated = model.generate(
             input_ids=input_ids.to(model.device),
             attention_mask=attention_mask.to(model.device),
