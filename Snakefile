@@ -11,6 +11,9 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
@@ -25,6 +28,9 @@ rule all:
     default_target: True
     input:
         "results/summary.csv",
+        "results/tables/main.tex",
+        "results/tables/recovery.tex",
+        expand("results/plots/{figure}.png", figure=FIGURES),
 
 
 onsuccess:

@@ -18,3 +18,21 @@ def tiny_llama():
     config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False)
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer_dir(corpus_dir, tmp_path_factory):
+    from qunlearn.muse import load_corpus
+    from qunlearn.tokenizer import train_tokenizer
+
+    corpus = load_corpus(corpus_dir)
+    out = tmp_path_factory.mktemp("tokenizer")
+    train_tokenizer(corpus.raw["forget"] + corpus.raw["retain1"], 300, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer(toy_tokenizer_dir):
+    from qunlearn.checkpoints import load_tokenizer
+
+    return load_tokenizer(toy_tokenizer_dir)

@@ -3,11 +3,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from qunlearn.config import check_config, format_lr, precision_id
 from qunlearn.errors import QunlearnError
 
-DEFAULT = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def _validated(config):
+    """What the Snakefile does: the schema (with its defaults), then the checks it cannot express."""
+    config = copy.deepcopy(config)
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    return config
 
 
 def _config(**changes):
@@ -21,8 +33,11 @@ def _config(**changes):
     return config
 
 
-def test_default_config_passes():
-    check_config(DEFAULT)
+def test_default_config_and_presets_pass():
+    for path in [ROOT / "config.yaml", *ROOT.glob("presets/*.yaml")]:
+        config = yaml.safe_load(path.read_text())
+        if all("embedded" in spec for spec in config["corpora"].values()):
+            _validated(config)
 
 
 def test_lr_spellings_name_the_same_jobs():
@@ -39,18 +54,37 @@ def test_precision_names():
 @pytest.mark.parametrize(
     "changes,message",
     [
-        ({"unlearning.methods": ["ga_klr", "gradient_ascent"]}, r"(?s)unknown method 'gradient_ascent'.*valid methods: \['ga', 'ga_gdr'"),
-        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"(?s)quantizer 'rtn' does not support 3 bits.*\[4, 8\]"),
-        ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"unknown quantizer 'hqq'"),
-        ({"quantization.group_size": 96}, r"group_size 96 does not divide model.hidden 256"),
+        ({"unlearning.checkpoint": "muse", "unlearning.epoch_metrics": ["knowmem_r"]}, r"(?s)checkpoint: muse.*add knowmem_f"),
+        ({"quantization.formats": [{"quantizer": "bnb-fp4", "bits": 8}]}, r"(?s)quantizer 'bnb-fp4' does not support 8 bits.*\[4\]"),
+        ({"quantization.formats": [{"quantizer": "gptq", "bits": 4, "group_size": 48}]}, r"group size 48 does not divide model.hidden 256"),
+        ({"quantization.group_size": 96}, r"group size 96 does not divide model.hidden 256"),
     ],
 )
 def test_bad_values_are_named(changes, message):
     with pytest.raises(QunlearnError, match=message):
-        check_config(_config(**changes))
+        _validated(_config(**changes))
 
 
 def test_real_corpus_needs_existing_paths(tmp_path):
     config = _config(corpora={"muse-news": {"path": str(tmp_path), "target": str(tmp_path / "nope"), "retrain": str(tmp_path), "tokenizer": str(tmp_path)}})
     with pytest.raises(QunlearnError, match=r"corpora.muse-news.target: .*nope does not exist"):
-        check_config(config)
+        _validated(config)
+
+
+@pytest.mark.parametrize(
+    "changes,message,key",
+    [
+        ({"unlearning.methods": ["ga_klr", "gradient_ascent"]}, r"'gradient_ascent' is not one of \['ga', 'ga_gdr'.*'npo_klr_sure'\]", "['unlearning']['methods'][1]"),
+        ({"unlearning.lrs": [0.0]}, r"0.0 is less than or equal to the minimum of 0", "['unlearning']['lrs'][0]"),
+        ({"unlearning.batch_size": 0}, r"0 is less than the minimum of 1", "['unlearning']['batch_size']"),
+        ({"quantization.group_size": -64}, r"-64 is less than the minimum of 1", "['quantization']['group_size']"),
+        ({"unlearning.sure": {"gamma": 120}}, r"120 is greater than the maximum of 100", "['unlearning']['sure']['gamma']"),
+        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"3 is not one of \[4, 8\]", "['quantization']['formats'][0]['bits']"),
+        ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"'hqq' is not one of \['rtn', 'gptq', 'awq'", "['quantization']['formats'][0]['quantizer']"),
+        ({"unlearning.loss_variant": "tofu"}, r"'tofu' is not one of \['standard', 'muse'\]", "['unlearning']['loss_variant']"),
+    ],
+)
+def test_schema_errors_name_the_key_and_what_is_allowed(changes, message, key):
+    with pytest.raises(WorkflowError, match=message) as error:
+        _validated(_config(**changes))
+    assert f"On instance{key}" in str(error.value)

@@ -1,9 +1,22 @@
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
-from qunlearn.checkpoints import save_model
+from qunlearn.checkpoints import load_state, load_tokenizer, save_model
+from qunlearn.data import collate, encode_documents, pack
 from qunlearn.errors import QunlearnError
-from qunlearn.quantization import check_group_size, load_bitsandbytes, load_dequantized, quantize_and_save, rtn_oracle
+from qunlearn.mechanism import quantization_steps, quantized_weights
+from qunlearn.muse import load_corpus
+from qunlearn.quantization import (
+    Calibration,
+    check_group_size,
+    load_bitsandbytes,
+    load_dequantized,
+    quantize_and_save,
+    rtn_oracle,
+)
+from qunlearn.training import build_llama, train_from_scratch
+from qunlearn.unlearning import mean_nll
 
 
 @pytest.fixture
@@ -13,8 +26,9 @@ def saved_llama(tiny_llama, tmp_path):
 
 
 @pytest.mark.parametrize("bits,symmetric", [(4, False), (8, False), (4, True)])
-def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama, tmp_path, bits, symmetric):
-    quantize_and_save(saved_llama, tmp_path / "q", "rtn", bits, 32, symmetric)
+def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama, toy_tokenizer_dir, tmp_path, bits,
+                                                         symmetric):
+    quantize_and_save(saved_llama, toy_tokenizer_dir, tmp_path / "q", "rtn", bits, 32, symmetric)
     quantized = dict(load_dequantized(tmp_path / "q").named_modules())
     checked = 0
     for name, module in tiny_llama.named_modules():
@@ -48,3 +62,75 @@ def test_bitsandbytes_fp4_quantizes_on_load_and_keeps_lm_head(saved_llama, tiny_
     with torch.no_grad():
         fp, q = tiny_llama(input_ids=ids).logits, model(input_ids=ids).logits
     assert not torch.equal(fp, q) and torch.allclose(fp, q, atol=0.5)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_dir, toy_tokenizer_dir, tmp_path_factory):
+    """A small model trained on the toy corpus: quantization error on a random model says little."""
+    corpus, tokenizer = load_corpus(corpus_dir), load_tokenizer(toy_tokenizer_dir)
+    model = build_llama(len(tokenizer), 64, 2, 2, 128, 128, tokenizer, seed=0)
+    train_from_scratch(model, tokenizer, corpus.raw["forget"] + corpus.raw["retain1"], epochs=8, batch_size=4, lr=3e-3,
+                       max_len=128, warmup_steps=4, seed=0)
+    out = tmp_path_factory.mktemp("trained") / "fp"
+    save_model(model, out)
+    return out, toy_tokenizer_dir, corpus, tokenizer, tmp_path_factory.mktemp("quantized")
+
+
+def _quantize(trained, quantizer, bits, symmetric, name=""):
+    model_dir, tokenizer_dir, corpus, _, root = trained
+    out = root / f"{quantizer}{bits}{'s' if symmetric else 'a'}{name}"
+    if not out.exists():
+        quantize_and_save(model_dir, tokenizer_dir, out, quantizer, bits, 32, symmetric, corpus.raw["retain2"],
+                          Calibration(samples=8, seq_len=64), seed=0)
+    return out
+
+
+@torch.no_grad()
+def _nll(model, tokenizer, texts) -> float:
+    chunks = pack(encode_documents(tokenizer, texts), 128, tokenizer.bos_token_id)
+    batch = collate(chunks, tokenizer.pad_token_id)
+    return mean_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float(), batch.labels).item()
+
+
+@pytest.mark.parametrize("quantizer", ["gptq", "awq"])
+def test_8_bit_gptq_and_awq_keep_the_nll_on_held_out_text(trained, quantizer):
+    model_dir, _, corpus, tokenizer, _ = trained
+    full = _nll(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer,
+                corpus.raw["holdout"])
+    quantized = _nll(load_dequantized(_quantize(trained, quantizer, 8, False)), tokenizer, corpus.raw["holdout"])
+    assert abs(quantized - full) < 0.005 * full, (quantized, full)
+
+
+def test_4_bit_gptq_is_no_worse_than_rtn_on_the_calibration_text(trained):
+    _, _, corpus, tokenizer, _ = trained
+    rtn = _nll(load_dequantized(_quantize(trained, "rtn", 4, True)), tokenizer, corpus.raw["retain2"])
+    gptq = _nll(load_dequantized(_quantize(trained, "gptq", 4, True)), tokenizer, corpus.raw["retain2"])
+    assert gptq <= rtn, (gptq, rtn)
+
+
+@pytest.mark.parametrize("quantizer,symmetric", [("rtn", False), ("gptq", True), ("gptq", False)])
+def test_every_dequantized_weight_lies_on_its_stored_grid(trained, quantizer, symmetric):
+    out = _quantize(trained, quantizer, 4, symmetric)
+    steps = quantization_steps(out)
+    weights = quantized_weights(load_dequantized(out).state_dict())
+    assert set(weights) == set(steps) and len(weights) == 2 * 7
+    for name, weight in weights.items():
+        codes = weight / steps[name].repeat_interleave(32, dim=1)  # (code - zero point), an integer
+        assert torch.allclose(codes, codes.round(), atol=1e-3), name
+        span = codes.round().reshape(weight.shape[0], -1, 32)
+        assert (span.amax(-1) - span.amin(-1)).max() <= 15, name  # at most 16 levels per group
+
+
+@pytest.mark.parametrize("quantizer", ["gptq", "awq"])
+def test_two_runs_give_identical_weights(trained, quantizer):
+    first = load_state(_quantize(trained, quantizer, 4, False))
+    again = load_state(_quantize(trained, quantizer, 4, False, name="-again"))
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_a_quantized_checkpoint_loads_in_plain_transformers(trained):
+    out = _quantize(trained, "gptq", 4, True)
+    plain = AutoModelForCausalLM.from_pretrained(out)  # compressed-tensors, as transformers and vLLM read it
+    ids = torch.tensor([[1, 5, 9, 13, 17]])
+    with torch.no_grad():
+        assert torch.allclose(plain(input_ids=ids).logits, load_dequantized(out)(input_ids=ids).logits, atol=1e-4)

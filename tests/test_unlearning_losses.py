@@ -5,7 +5,19 @@ import pytest
 import torch
 
 from qunlearn.data import collate
-from qunlearn.unlearning import METHODS, LossContext, ga_loss, gdr_loss, kl_divergence, klr_loss, npo_loss
+from qunlearn.unlearning import (
+    METHOD_NAMES,
+    METHODS,
+    LossContext,
+    ga_loss,
+    gdr_loss,
+    kl_divergence,
+    klr_logits_loss,
+    klr_loss,
+    npo_logits_loss,
+    npo_loss,
+    parse_method,
+)
 
 
 class FixedLogits(torch.nn.Module):
@@ -30,6 +42,12 @@ def _batch():
 def test_registry_has_the_six_methods():
     assert sorted(METHODS) == ["ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"]
     assert METHODS["ga_klr"] == ("ga", "klr") and METHODS["npo_gdr"] == ("npo", "gdr")
+
+
+def test_sure_variants_of_every_method():
+    assert len(METHOD_NAMES) == 12 and parse_method("npo_klr_sure") == ("npo_klr", True)
+    with pytest.raises(ValueError, match="unknown method 'npo_sure_klr'"):
+        parse_method("npo_sure_klr")
 
 
 def test_ga_and_gdr_by_hand():
@@ -81,3 +99,25 @@ def test_npo_gradient_lowers_the_forget_likelihood(tiny_llama):
         optimizer.step()
         optimizer.zero_grad()
     assert forget_nll() > before + 1e-3
+
+
+def test_muse_npo_on_raw_logits_by_hand():
+    """MUSE's variant: logσ over every logit difference, not over sequence log-likelihood ratios."""
+    beta = 0.1
+    model = FixedLogits([[[1.0, 2.0]]])
+    reference = FixedLogits([[[3.0, 2.0]]])  # ref − model = [2, 0]
+    expected = -(2 / beta) * (math.log(1 / (1 + math.exp(-beta * 2))) + math.log(0.5)) / 2
+    batch = collate([[0]], pad_id=0)
+    assert npo_logits_loss(LossContext(model, reference, beta), batch).item() == pytest.approx(expected, rel=1e-6)
+    # Shifting every logit by a constant leaves the distribution, and so NPO, unchanged, but not MUSE's variant.
+    shifted = FixedLogits([[[11.0, 12.0]]])
+    assert npo_logits_loss(LossContext(shifted, reference, beta), batch).item() != pytest.approx(expected, rel=1e-3)
+
+
+def test_muse_klr_on_raw_logits_by_hand():
+    """F.kl_div(logits, ref_logits, batchmean, log_target): Σ exp(ref) · (ref − logits) / batch size."""
+    model = FixedLogits([[[0.0, 1.0]], [[0.0, 0.0]]])
+    reference = FixedLogits([[[0.0, 0.0]], [[1.0, 0.0]]])
+    expected = ((1 * (0 - 0) + 1 * (0 - 1)) + (math.e * (1 - 0) + 1 * (0 - 0))) / 2
+    batch = collate([[0], [0]], pad_id=0)
+    assert klr_logits_loss(LossContext(model, reference, 0.1), batch).item() == pytest.approx(expected, rel=1e-6)

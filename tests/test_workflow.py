@@ -26,17 +26,21 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     workdir, done = ci_run
     summary = pd.read_csv(workdir / "results/summary.csv")
     assert set(COLUMNS) <= set(summary.columns)
-    models = {"target", "retrain", "ga_klr_lr1e-4", "npo_gdr_lr1e-4"}
+    models = {"target", "retrain", "ga_klr_lr1e-4", "npo_gdr_sure_lr1e-4"}
     assert set(summary["model"]) == models
-    precisions = {("none", 32), ("rtn", 4), ("rtn", 8), ("bnb-fp4", 4), ("bnb-int8", 8)}
+    precisions = {("none", 32), ("rtn", 4), ("rtn", 8), ("gptq", 4), ("awq", 4), ("bnb-fp4", 4), ("bnb-int8", 8)}
     assert set(zip(summary["quantizer"], summary["bits"])) == precisions
-    assert len(summary) == len(models) * len(precisions)
+    assert len(summary) == (len(models) - 1) * len(precisions) + 1  # the retrain model at full precision only
     for metric in ("verbmem_f", "knowmem_f", "knowmem_r"):
         assert summary[metric].between(0, 100).all()
     retrain_fp = summary[(summary["model"] == "retrain") & (summary["quantizer"] == "none")]
     assert retrain_fp["privleak"].iloc[0] == 0.0  # PrivLeak's reference is this very model
     unlearned = summary[summary["method"].notna()]
-    assert set(unlearned["method"]) == {"ga_klr", "npo_gdr"} and (unlearned["lr"] == 1e-4).all()
+    assert set(unlearned["method"]) == {"ga_klr", "npo_gdr_sure"} and (unlearned["lr"] == 1e-4).all()
+    saved = unlearned[unlearned["quantizer"].isin(["rtn", "gptq", "awq"])]
+    assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
+    steps = saved[saved["quantizer"] != "awq"]["below_1_steps"]
+    assert steps.between(0, 1).all() and saved[saved["quantizer"] == "awq"]["below_1_steps"].isna().all()
     assert "verbmem_f" in done.stdout  # the readable table printed at the end of the run
 
 

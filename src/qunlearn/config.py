@@ -1,10 +1,12 @@
 """Checks on the validated config that a JSON schema cannot express, and the names the grid uses."""
 
+import hashlib
+import json
 from pathlib import Path
 
 from .errors import QunlearnError
 from .quantization import QUANTIZERS, check_quantizer
-from .unlearning import METHODS
+from .unlearning import METHOD_NAMES, SURE_SUFFIX
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 
@@ -14,30 +16,50 @@ def format_lr(lr: float) -> str:
     return f"{float(lr):.0e}".replace("e-0", "e-")
 
 
+def group_size(fmt: dict, quantization: dict) -> int:
+    return fmt.get("group_size", quantization["group_size"])
+
+
 def precision_id(fmt: dict, quantization: dict) -> str:
     """Folder name of a quantized format: rtn-w4g64 for group-wise quantizers, bnb-fp4-w4 for bitsandbytes."""
     name, bits = fmt["quantizer"], fmt["bits"]
-    return f"{name}-w{bits}g{quantization['group_size']}" if QUANTIZERS[name].saved else f"{name}-w{bits}"
+    return f"{name}-w{bits}g{group_size(fmt, quantization)}" if QUANTIZERS[name].saved else f"{name}-w{bits}"
+
+
+def settings_hash(settings: dict) -> str:
+    """A short, stable fingerprint of the settings a result depends on (its provenance in the summary)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def method_lrs(config: dict, method: str) -> list[float]:
+    """SURE methods run at their own learning rates."""
+    unlearning = config["unlearning"]
+    return unlearning["sure"]["lrs"] if method.endswith(SURE_SUFFIX) else unlearning["lrs"]
 
 
 def check_config(config: dict) -> None:
-    for method in config["unlearning"]["methods"]:
-        if method not in METHODS:
-            raise QunlearnError(f"unlearning.methods: unknown method {method!r}", f"valid methods: {sorted(METHODS)}")
+    unlearning = config["unlearning"]
+    for method in unlearning["methods"]:
+        if method not in METHOD_NAMES:
+            raise QunlearnError(f"unlearning.methods: unknown method {method!r}", f"valid methods: {METHOD_NAMES}")
+    if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
+        raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",
+                            "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")
     for fmt in config["quantization"]["formats"]:
         try:
             check_quantizer(fmt["quantizer"], fmt["bits"])
         except QunlearnError as error:
             raise QunlearnError(f"quantization.formats: {error.problem}", error.fix) from None
-    group = config["quantization"]["group_size"]
     model = config["model"]
     embedded = any("embedded" in spec for spec in config["corpora"].values())
-    for key in ("hidden", "intermediate"):
-        if embedded and model[key] % group:
-            raise QunlearnError(
-                f"quantization.group_size {group} does not divide model.{key} {model[key]}",
-                "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",
-            )
+    groups = {group_size(f, config["quantization"]) for f in config["quantization"]["formats"] if QUANTIZERS[f["quantizer"]].saved}
+    for group in sorted(groups):
+        for key in ("hidden", "intermediate"):
+            if embedded and model[key] % group:
+                raise QunlearnError(
+                    f"quantization group size {group} does not divide model.{key} {model[key]}",
+                    "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",
+                )
     for name, spec in config["corpora"].items():
         if "embedded" in spec:
             continue

@@ -147,3 +147,8 @@ def evaluate(model, tokenizer, corpus: MuseCorpus, batch_size: int, mink_k: floa
         "mink": mink,
         "outputs": {"verbmem_f": verbmem_outputs, "knowmem_f": knowmem_f_outputs, "knowmem_r": knowmem_r_outputs},
     }
+
+
+def knowmem_by_split(model, tokenizer, corpus: MuseCorpus, splits: list[str], batch_size: int) -> dict[str, float]:
+    """KnowMem on the given splits ({'knowmem_f': ..., 'knowmem_r': ...}): cheap enough to record each epoch."""
+    return {f"knowmem_{split[0]}": knowmem(model, tokenizer, corpus, split, batch_size)[0] for split in splits}

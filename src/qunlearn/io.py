@@ -43,9 +43,21 @@ def atomic_dir(path: str | Path):
     os.replace(staging, path)
 
 
-def write_text(path: str | Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary file name beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield staging
+    except BaseException:
+        os.unlink(staging)
+        raise
+    os.replace(staging, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as staging:
+        Path(staging).write_text(text)

@@ -1,8 +1,8 @@
 """Quantizers (REFERENCE.md §5), one registry entry each.
 
 Two families:
-- saved: llmcompressor quantizes and writes a compressed-tensors checkpoint; evaluation loads it
-  dequantized to plain float weights, so one evaluation path serves every precision;
+- saved: llmcompressor quantizes (RTN, GPTQ, AWQ) and writes a compressed-tensors checkpoint; evaluation
+  loads it dequantized to plain float weights, so one evaluation path serves every precision;
 - on-load: bitsandbytes formats (FP4, NF4, LLM.int8) applied while loading the full-precision checkpoint,
   as the paper's code evaluated; never saved, since bitsandbytes' 4-bit save and reload is broken here.
 """
@@ -26,10 +26,15 @@ class Quantizer:
 
 QUANTIZERS = {
     "rtn": Quantizer("rtn", (4, 8), saved=True),
+    "gptq": Quantizer("gptq", (4, 8), saved=True),
+    "awq": Quantizer("awq", (4, 8), saved=True),
     "bnb-fp4": Quantizer("bnb-fp4", (4,), saved=False),
     "bnb-nf4": Quantizer("bnb-nf4", (4,), saved=False),
     "bnb-int8": Quantizer("bnb-int8", (8,), saved=False),
 }
+
+
+CALIBRATED = ("gptq", "awq")
 
 
 def check_quantizer(name: str, bits: int) -> Quantizer:
@@ -63,13 +68,54 @@ def rtn_oracle(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool
     return ((codes - zero) * scale).reshape(rows, cols)
 
 
-def _rtn_recipe(bits: int, group_size: int, symmetric: bool):
+def _scheme(bits: int, group_size: int, symmetric: bool) -> dict:
     from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
-    from llmcompressor.modifiers.quantization import QuantizationModifier
 
     weights = QuantizationArgs(num_bits=bits, type="int", strategy="group", group_size=group_size, symmetric=symmetric)
-    scheme = QuantizationScheme(targets=["Linear"], weights=weights)
-    return QuantizationModifier(config_groups={"group_0": scheme}, ignore=["lm_head"])
+    return {"group_0": QuantizationScheme(targets=["Linear"], weights=weights)}
+
+
+def _recipe(quantizer: str, bits: int, group_size: int, symmetric: bool) -> list:
+    from llmcompressor.modifiers.gptq import GPTQModifier
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+    from llmcompressor.modifiers.transform.awq import AWQModifier
+
+    scheme = _scheme(bits, group_size, symmetric)
+    if quantizer == "gptq":
+        return [GPTQModifier(config_groups=scheme, ignore=["lm_head"])]
+    rtn = QuantizationModifier(config_groups=scheme, ignore=["lm_head"])
+    return [AWQModifier(), rtn] if quantizer == "awq" else [rtn]  # AWQ only rescales; RTN then rounds
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """GPTQ's and AWQ's calibration text: never forget text; the same samples in the same order every run."""
+    samples: int
+    seq_len: int
+
+
+def calibration_dataset(tokenizer, texts: list[str], calibration: Calibration):
+    """The first `samples` chunks of `seq_len` tokens (BOS first) of the texts in their given order."""
+    from datasets import Dataset
+
+    from .data import encode_documents, pack
+
+    chunks = [c for c in pack(encode_documents(tokenizer, texts), calibration.seq_len, tokenizer.bos_token_id)
+              if len(c) == calibration.seq_len][: calibration.samples]
+    if len(chunks) < calibration.samples:
+        raise QunlearnError(f"the calibration text gives {len(chunks)} chunks of {calibration.seq_len} tokens, "
+                            f"fewer than quantization.calibration.samples {calibration.samples}",
+                            "lower quantization.calibration.samples or seq_len, or calibrate on more text")
+    return Dataset.from_dict({"input_ids": chunks, "attention_mask": [[1] * len(c) for c in chunks]})
+
+
+def _allow_awq_without_accelerator() -> None:
+    """llmcompressor's AWQ pins its cached activations, which raises without an accelerator (REFERENCE.md §5);
+    pinning only speeds host-to-device copies, so on a CPU-only machine, and only there, it is a no-op."""
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    if not torch.accelerator.is_available():
+        IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
 
 
 def check_group_size(model: torch.nn.Module, group_size: int) -> None:
@@ -81,21 +127,32 @@ def check_group_size(model: torch.nn.Module, group_size: int) -> None:
             )
 
 
-def quantize_and_save(model_dir: str | Path, out_dir: str | Path, quantizer: str, bits: int, group_size: int,
-                      symmetric: bool) -> None:
-    """Quantize a full-precision checkpoint with llmcompressor and save it compressed."""
+def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, quantizer: str, bits: int,
+                      group_size: int, symmetric: bool, calibration_texts: list[str] = (),
+                      calibration: Calibration | None = None, seed: int = 0) -> None:
+    """Quantize a full-precision checkpoint with llmcompressor and save it compressed, with its tokenizer (so
+    that transformers and vLLM load it as it is). GPTQ and AWQ calibrate on `calibration_texts`, unshuffled
+    and seeded, so the same inputs give the same weights."""
     from llmcompressor import oneshot
 
     check_quantizer(quantizer, bits)
     model = load_model(model_dir, "fp32")
+    tokenizer = load_tokenizer(tokenizer_dir)
     check_group_size(model, group_size)
-    recipes = {"rtn": _rtn_recipe}
-    oneshot(model=model, recipe=recipes[quantizer](bits, group_size, symmetric))
-    tokenizer = load_tokenizer(model_dir) if (Path(model_dir) / "tokenizer.json").is_file() else None
+    data = {}
+    if quantizer in CALIBRATED:
+        if calibration is None:
+            raise QunlearnError(f"{quantizer} needs calibration text", "set quantization.calibration")
+        if quantizer == "awq":
+            _allow_awq_without_accelerator()
+        data = dict(dataset=calibration_dataset(tokenizer, calibration_texts, calibration),
+                    num_calibration_samples=calibration.samples, max_seq_length=calibration.seq_len,
+                    shuffle_calibration_samples=False)
+    torch.manual_seed(seed)
+    oneshot(model=model, processor=tokenizer, recipe=_recipe(quantizer, bits, group_size, symmetric), **data)
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging, save_compressed=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
 
 
 def load_dequantized(quantized_dir: str | Path) -> torch.nn.Module:

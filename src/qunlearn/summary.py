@@ -6,6 +6,7 @@ import pandas as pd
 
 from .io import read_json, write_text
 from .metrics import privleak
+from .unlearning import SURE_SUFFIX
 
 METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
@@ -14,12 +15,15 @@ CONSTRAINED_METHODS = ("ga_gdr", "ga_klr", "npo_gdr", "npo_klr")  # those with a
 
 def summarize(metric_files: list[str], rows: list[dict], record_files: list[str], auc_retrain: dict,
               mechanism: list[tuple[str, dict]] = ()) -> pd.DataFrame:
-    """rows[i] names the corpus, model, method, lr, quantizer, bits and group size of metric_files[i];
-    `mechanism` pairs each same-code JSON with its corpus, model, quantizer and bits."""
+    """rows[i] names the corpus, model, method, lr, quantizer, bits, group size and config hash of
+    metric_files[i]; `mechanism` pairs each mechanism JSON with its row. Package versions come from the
+    metrics files, as the evaluation recorded them."""
     records = []
     for path, row in zip(metric_files, rows, strict=True):
         result = read_json(path)
-        records.append({**row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")}})
+        packages = {f"{name}_version": version for name, version in result.get("packages", {}).items()}
+        records.append({**row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")},
+                        **packages})
     table = pd.DataFrame.from_records(records)
     table["diverged"] = False
     for path in map(Path, record_files):  # results/unlearned/{corpus}/{model}.json
@@ -32,10 +36,13 @@ def summarize(metric_files: list[str], rows: list[dict], record_files: list[str]
 
 
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
-    """Columns `moved` and `same_code`: fractions of quantized weights that unlearning moved, and whose
-    quantized value still equals the target's (all decoder-layer Linear weights)."""
-    keys = ["corpus", "model", "quantizer", "bits"]
-    measured = pd.DataFrame([{**row, **read_json(path)["all"]} for path, row in mechanism], columns=[*keys, "moved", "same_code"])
+    """Columns from the mechanism JSON (all decoder-layer Linear weights): `moved`, the fraction of weights
+    that unlearning moved; `same_code`, the fraction whose quantized value equals the target's; and
+    `below_<t>_steps`, the fraction that moved by less than t of the target's quantization steps."""
+    keys = ["corpus", "model", "quantizer", "bits", "group_size"]
+    measured = pd.DataFrame([{**{k: row[k] for k in keys}, **read_json(path)["all"]} for path, row in mechanism])
+    if measured.empty:
+        return table
     return table.merge(measured, on=keys, how="left")
 
 
@@ -58,11 +65,15 @@ def add_recovery_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's headline ("21% at full precision, 83% after 4-bit"): per precision, the mean recovery
-    ratio over the utility-constrained methods, every corpus and learning rate, and both forget metrics."""
-    rows = table[table["method"].isin(CONSTRAINED_METHODS) & ~table["diverged"]]
-    ratios = rows.melt(id_vars=["quantizer", "bits"], value_vars=[f"{m}_ratio" for m in FORGET_METRICS], value_name="ratio")
-    grouped = ratios.groupby(["quantizer", "bits"], sort=False)["ratio"]
+    """The paper's headline ("21% at full precision, 83% after 4-bit"): per precision, with and without SURE,
+    the mean recovery ratio over the utility-constrained methods, every corpus and learning rate, and both
+    forget metrics."""
+    sure = table["method"].str.endswith(SURE_SUFFIX)
+    base_method = table["method"].str.removesuffix(SURE_SUFFIX)
+    rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"]].assign(sure=sure)
+    ratios = rows.melt(id_vars=["sure", "quantizer", "bits"], value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
+                       value_name="ratio")
+    grouped = ratios.groupby(["sure", "quantizer", "bits"], sort=False)["ratio"]
     return pd.DataFrame({"mean_recovery_ratio": grouped.mean(), "values": grouped.size()}).reset_index()
 
 
@@ -73,7 +84,16 @@ def format_table(table: pd.DataFrame) -> str:
     return f"{text}\n\nMean recovery ratio of the utility-constrained methods (forget metrics):\n{recovery}\n"
 
 
-def write_summary(table: pd.DataFrame, csv_path: str, text_path: str, headline_path: str) -> None:
+def long_form(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric value (tidy data for plotting): the key columns, `metric` and `value`."""
+    values = [*METRICS, "privleak_auc", *(f"{m}_ratio" for m in FORGET_METRICS)]
+    values += [c for c in table.columns if c == "moved" or c == "same_code" or c.startswith("below_")]
+    keys = [c for c in table.columns if c not in values]
+    return table.melt(id_vars=keys, value_vars=values, var_name="metric", value_name="value").dropna(subset=["value"])
+
+
+def write_summary(table: pd.DataFrame, csv_path: str, long_path: str, text_path: str, headline_path: str) -> None:
     write_text(csv_path, table.to_csv(index=False))
+    write_text(long_path, long_form(table).to_csv(index=False))
     write_text(headline_path, headline(table).to_csv(index=False))
     write_text(text_path, format_table(table))

@@ -1,8 +1,9 @@
 """Unlearning: L = L_forget(forget batch) + α · L_retain(retain batch) (REFERENCE.md §4).
 
 A method is a forget loss and an optional retain regulariser, each one small function in a registry:
-GA_KLR is `ga` + `klr`. The losses use normalised distributions and sequence log-likelihoods, not the
-reference code's raw-logit variants.
+GA_KLR is `ga` + `klr`. The losses use normalised distributions and sequence log-likelihoods; the reference
+code's raw-logit variants are kept as `loss_variant: muse`, to reproduce published numbers. A `_sure` suffix
+(GA_KLR_SURE) updates only the modules that the forget loss's gradient marks as salient.
 """
 
 import copy
@@ -10,9 +11,11 @@ import itertools
 import logging
 import math
 import random
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -80,18 +83,58 @@ def klr_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     return kl_divergence(ref_logits, logits, batch.attention_mask.bool())
 
 
+# MUSE's code (muse_bench baselines/iterative.py; REFERENCE.md §4): raw logits taken for log-probabilities,
+# element-wise over every position and vocabulary entry, padding included.
+def npo_logits_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
+    logits = _logits(ctx.model, batch)
+    with torch.no_grad():
+        ref_logits = _logits(ctx.reference, batch)
+    return -(2 / ctx.beta) * F.logsigmoid(ctx.beta * (ref_logits - logits)).mean()
+
+
+def klr_logits_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
+    logits = _logits(ctx.model, batch)
+    with torch.no_grad():
+        ref_logits = _logits(ctx.reference, batch)
+    return F.kl_div(logits, ref_logits, reduction="batchmean", log_target=True)
+
+
 FORGET_LOSSES: dict[str, Callable] = {"ga": ga_loss, "npo": npo_loss}
 RETAIN_LOSSES: dict[str, Callable] = {"gdr": gdr_loss, "klr": klr_loss}
+LOSS_VARIANTS: dict[str, dict[str, Callable]] = {
+    "standard": {},
+    "muse": {"npo": npo_logits_loss, "klr": klr_logits_loss},  # replace these entries of the registries
+}
 METHODS: dict[str, tuple[str, str | None]] = {
     f"{forget}{'_' + retain if retain else ''}": (forget, retain)
     for forget in FORGET_LOSSES
     for retain in (None, *RETAIN_LOSSES)
 }
+SURE_SUFFIX = "_sure"
+METHOD_NAMES = sorted([*METHODS, *(m + SURE_SUFFIX for m in METHODS)])
+
+
+def parse_method(name: str) -> tuple[str, bool]:
+    """'ga_klr_sure' -> ('ga_klr', True)."""
+    base = name.removesuffix(SURE_SUFFIX)
+    if base not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {METHOD_NAMES}")
+    return base, name != base
 
 
 def needs_reference(method: str) -> bool:
-    forget, retain = METHODS[method]
+    forget, retain = METHODS[parse_method(method)[0]]
     return forget == "npo" or retain == "klr"
+
+
+def _loss(name: str, variant: str) -> Callable:
+    return LOSS_VARIANTS[variant].get(name) or {**FORGET_LOSSES, **RETAIN_LOSSES}[name]
+
+
+@dataclass
+class SureSettings:
+    gamma: float  # percentile: modules whose forget-gradient norm is at or above it are updated
+    mask: str  # "per_step" (the paper's code) or "once" (chosen before training from the whole forget set)
 
 
 @dataclass
@@ -105,45 +148,122 @@ class UnlearnSettings:
     beta: float
     dtype: str
     seed: int
+    loss_variant: str = "standard"
+    sure: SureSettings | None = None  # required for a `_sure` method
 
 
-def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings) -> dict:
-    """Unlearn in place with AdamW at a constant lr; stop cleanly if the loss stops being finite."""
-    if settings.method not in METHODS:
-        raise ValueError(f"unknown method {settings.method!r}; valid: {sorted(METHODS)}")
+def module_grad_norms(model: torch.nn.Module) -> dict[str, float]:
+    """L2 norm of the gradient of each module that owns parameters (model.layers.3.mlp.down_proj, ...)."""
+    squares = defaultdict(list)
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            squares[name.rsplit(".", 1)[0]].append(param.grad.float().pow(2).sum())
+    norms = torch.stack([torch.stack(parts).sum() for parts in squares.values()]).sqrt().tolist()
+    return dict(zip(squares, norms))
+
+
+def salient_modules(norms: dict[str, float], gamma: float) -> set[str]:
+    """Modules whose gradient norm is at or above the gamma-th percentile of all modules' norms."""
+    threshold = float(np.percentile(list(norms.values()), gamma))
+    return {module for module, norm in norms.items() if norm >= threshold}
+
+
+def mask_gradients(model: torch.nn.Module, keep: set[str]) -> None:
+    """Drop the gradients of every module not in `keep`: AdamW skips a parameter without a gradient, so
+    neither its update, its weight decay nor its moment estimates move."""
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 1)[0] not in keep:
+            param.grad = None
+
+
+def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
+    """MUSE's checkpoint rule: the earliest epoch whose KnowMem-forget is at or below the retrain model's."""
+    return lambda record: record["knowmem_f"] <= retrain_knowmem_f
+
+
+def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings,
+            epoch_metrics: Callable[[torch.nn.Module], dict] | None = None,
+            stop: Callable[[dict], bool] | None = None) -> dict:
+    """Unlearn in place with AdamW at a constant lr; stop cleanly if the loss stops being finite.
+
+    After each epoch, `epoch_metrics(model)` adds metrics to the epoch's record, and training ends early once
+    `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough)."""
+    base_method, sure = parse_method(settings.method)
     seed_everything(settings.seed)
     rng = random.Random(settings.seed)
-    forget_name, retain_name = METHODS[settings.method]
+    forget_name, retain_name = METHODS[base_method]
+    forget_fn = _loss(forget_name, settings.loss_variant)
+    retain_fn = _loss(retain_name, settings.loss_variant) if retain_name else None
     reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(settings.method) else None
     ctx = LossContext(model, reference, settings.beta)
     bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
     forget_chunks = pack(encode_documents(tokenizer, forget_texts), settings.max_len, bos)
     retain_chunks = pack(encode_documents(tokenizer, retain_texts), settings.max_len, bos)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
     model.train()
-    history, diverged_at = [], None
+    fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad) if sure and settings.sure.mask == "once" else None
+    selected = Counter({name.rsplit(".", 1)[0]: 0 for name, _ in model.named_parameters()})
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
+    history, diverged_at, steps = [], None, 0
     for epoch in range(1, settings.epochs + 1):
         forget_batches = batches(forget_chunks, settings.batch_size, pad, rng)
         retain_batches = itertools.cycle(batches(retain_chunks, settings.batch_size, pad, rng))
         totals = {"forget": 0.0, "retain": 0.0}
         for forget_batch in forget_batches:
-            forget_loss = FORGET_LOSSES[forget_name](ctx, forget_batch)
-            loss = forget_loss
-            if retain_name:
-                retain_loss = RETAIN_LOSSES[retain_name](ctx, next(retain_batches))
-                loss = loss + settings.alpha * retain_loss
-                totals["retain"] += retain_loss.item()
-            if not math.isfinite(loss.item()):
+            forget_loss = forget_fn(ctx, forget_batch)
+            retain_loss = retain_fn(ctx, next(retain_batches)) if retain_fn else torch.zeros(())
+            if not (math.isfinite(forget_loss.item()) and math.isfinite(retain_loss.item())):
                 diverged_at = epoch
                 break
-            loss.backward()
+            forget_loss.backward()
+            keep = fixed_mask
+            if sure and keep is None:  # the paper's per-step mask, from this step's forget gradient alone
+                keep = salient_modules(module_grad_norms(model), settings.sure.gamma)
+            if retain_fn:
+                (settings.alpha * retain_loss).backward()
+            if keep is not None:
+                mask_gradients(model, keep)
+                selected.update(keep)
+            if not _finite_gradients(model):  # a step on inf or NaN gradients would leave weights non-finite
+                diverged_at = epoch
+                break
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             totals["forget"] += forget_loss.item()
+            totals["retain"] += retain_loss.item()
+            steps += 1
         if diverged_at:
             log.warning("loss is not finite in epoch %d: stopping, keeping the last finite weights", epoch)
             break
-        history.append({"epoch": epoch, **{k: v / len(forget_batches) for k, v in totals.items()}})
-        log.info("epoch %d/%d forget %.4f retain %.4f", epoch, settings.epochs, history[-1]["forget"], history[-1]["retain"])
-    model.eval()
-    return {"history": history, "diverged": diverged_at is not None, "diverged_epoch": diverged_at}
+        record = {"epoch": epoch, **{k: v / len(forget_batches) for k, v in totals.items()}}
+        if epoch_metrics:
+            model.eval()
+            record.update(epoch_metrics(model))
+            model.train()
+        history.append(record)
+        log.info("epoch %d/%d %s", epoch, settings.epochs, {k: round(v, 4) for k, v in record.items()})
+        if stop and stop(record):
+            log.info("stopping after epoch %d: the checkpoint rule holds", epoch)
+            break
+    model.eval().requires_grad_(True)
+    result = {"history": history, "epochs_run": len(history), "diverged": diverged_at is not None,
+              "diverged_epoch": diverged_at}
+    if sure:  # per module, the fraction of steps in which it was updated
+        result["sure_modules"] = {module: count / max(steps, 1) for module, count in sorted(selected.items())}
+    return result
+
+
+def _finite_gradients(model: torch.nn.Module) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
+def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[int]], settings: UnlearnSettings,
+               pad: int) -> set[str]:
+    """The salient modules from the forget loss's gradient over the whole forget set; the others are frozen."""
+    for forget_batch in batches(forget_chunks, settings.batch_size, pad, random.Random(settings.seed)):
+        forget_fn(ctx, forget_batch).backward()
+    keep = salient_modules(module_grad_norms(ctx.model), settings.sure.gamma)
+    for name, param in ctx.model.named_parameters():
+        param.grad = None
+        param.requires_grad_(name.rsplit(".", 1)[0] in keep)
+    return keep

@@ -9,8 +9,16 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.getenv("PYTHONPATH")]))
 )
 
-from qunlearn.config import check_config, format_lr, precision_id
-from qunlearn.quantization import QUANTIZERS
+from qunlearn.config import (
+    check_config,
+    format_lr,
+    group_size,
+    method_lrs,
+    precision_id,
+    settings_hash,
+)
+from qunlearn.plots import FIGURES
+from qunlearn.quantization import CALIBRATED, QUANTIZERS
 
 check_config(config)
 
@@ -18,7 +26,7 @@ CORPORA = list(config["corpora"])
 UNLEARNED = [
     f"{method}_lr{format_lr(lr)}"
     for method in config["unlearning"]["methods"]
-    for lr in config["unlearning"]["lrs"]
+    for lr in method_lrs(config, method)
 ]
 MODELS = ["target", "retrain"] + UNLEARNED
 FORMATS = {
@@ -26,7 +34,14 @@ FORMATS = {
     for f in config["quantization"]["formats"]
 }
 PRECISIONS = ["full"] + list(FORMATS)
-RTN_PRECISIONS = [p for p, f in FORMATS.items() if f["quantizer"] == "rtn"]
+SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].saved]
+# The retrain model is the reference at full precision (PrivLeak, the floor); the others at every precision.
+EVALUATIONS = [
+    (corpus, model, precision)
+    for corpus in CORPORA
+    for model in MODELS
+    for precision in (["full"] if model == "retrain" else PRECISIONS)
+]
 
 
 wildcard_constraints:
@@ -74,12 +89,31 @@ def quantized_dir(wildcards):
 
 def unlearn_settings(unlearned):
     method, lr = unlearned.rsplit("_lr", 1)
-    keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "dtype")
+    keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "dtype", "loss_variant")
     return {
         "method": method,
         "lr": float(lr),
         **{k: config["unlearning"][k] for k in keys},
     }
+
+
+def sure_settings(unlearned):
+    """SURE's gamma and mask for a _sure method, None otherwise."""
+    sure = config["unlearning"]["sure"]
+    return (
+        {"gamma": sure["gamma"], "mask": sure["mask"]}
+        if unlearned.rsplit("_lr", 1)[0].endswith("_sure")
+        else None
+    )
+
+
+def checkpoint_rule_input(wildcards):
+    """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget at full precision."""
+    if config["unlearning"]["checkpoint"] == "muse":
+        return {
+            "retrain_metrics": f"results/metrics/{wildcards.corpus}/retrain/full.json"
+        }
+    return {}
 
 
 def loader_of(precision):
@@ -101,12 +135,27 @@ def evaluation_checkpoint(wildcards):
     )
 
 
+def quantize_settings(precision):
+    fmt = FORMATS[precision]
+    quantizer = fmt["quantizer"]
+    if not QUANTIZERS[quantizer].saved:
+        return {"quantizer": quantizer, "bits": fmt["bits"]}
+    calibrated = quantizer in CALIBRATED
+    return {
+        "quantizer": quantizer,
+        "bits": fmt["bits"],
+        "group_size": group_size(fmt, config["quantization"]),
+        "symmetric": config["quantization"]["symmetric"][quantizer],
+        "calibration": config["quantization"]["calibration"] if calibrated else None,
+    }
+
+
 def summary_row(corpus, model, precision):
     """The summary's key columns for one metrics file."""
     method, lr = model.rsplit("_lr", 1) if model in UNLEARNED else ("", "")
     fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
     saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
-    group = config["quantization"]["group_size"] if saved else ""
+    group = group_size(fmt, config["quantization"]) if saved else ""
     return dict(
         corpus=corpus,
         model=model,
@@ -115,4 +164,21 @@ def summary_row(corpus, model, precision):
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
         group_size=group,
+        config_hash=settings_hash(result_settings(corpus, model, precision)),
     )
+
+
+def result_settings(corpus, model, precision):
+    """Every config value one metrics file depends on, from the corpus to the evaluation."""
+    unlearned = model in UNLEARNED
+    return {
+        "seed": config["seed"],
+        "corpus": config["corpora"][corpus],
+        "tokenizer": config["tokenizer"],
+        "model": config["model"],
+        "unlearning": unlearn_settings(model) if unlearned else None,
+        "sure": sure_settings(model) if unlearned else None,
+        "checkpoint": config["unlearning"]["checkpoint"] if unlearned else None,
+        "quantization": quantize_settings(precision) if precision in FORMATS else None,
+        "evaluation": config["evaluation"],
+    }

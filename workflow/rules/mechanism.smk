@@ -1,8 +1,11 @@
-# The paper's mechanism: how many of an unlearned model's RTN-quantized weights equal the target's.
+# The paper's mechanism: how many of an unlearned model's quantized weights equal the target's, and how far
+# unlearning moved the weights in units of the target's quantization step.
 rule mechanism:
     input:
         target=target_dir,
         model="results/unlearned/{corpus}/{unlearned}",
+        target_quantized="results/quantized/{corpus}/target/{precision}",
+        quantized="results/quantized/{corpus}/{unlearned}/{precision}",
     output:
         "results/mechanism/{corpus}/{unlearned}/{precision}.json",
     log:
@@ -12,8 +15,6 @@ rule mechanism:
     conda:
         "../../envs/qunlearn.yaml"
     params:
-        bits=lambda wc: FORMATS[wc.precision]["bits"],
-        group_size=config["quantization"]["group_size"],
-        symmetric=config["quantization"]["symmetric"],
+        quantizer=lambda wc: FORMATS[wc.precision]["quantizer"],
     script:
         "../scripts/mechanism.py"

@@ -2,6 +2,8 @@
 rule quantize:
     input:
         model=model_dir,
+        tokenizer=tokenizer_dir,
+        corpus=corpus_dir,
     output:
         directory("results/quantized/{corpus}/{model}/{precision}"),
     log:
@@ -12,9 +14,7 @@ rule quantize:
         "../../envs/qunlearn.yaml"
     threads: config["threads"]
     params:
-        quantizer=lambda wc: FORMATS[wc.precision]["quantizer"],
-        bits=lambda wc: FORMATS[wc.precision]["bits"],
-        group_size=config["quantization"]["group_size"],
-        symmetric=config["quantization"]["symmetric"],
+        settings=lambda wc: quantize_settings(wc.precision),
+        seed=config["seed"],
     script:
         "../scripts/quantize.py"

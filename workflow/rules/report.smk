@@ -2,9 +2,7 @@ rule summarize:
     input:
         metrics=[
             f"results/metrics/{corpus}/{model}/{precision}.json"
-            for corpus in CORPORA
-            for model in MODELS
-            for precision in PRECISIONS
+            for corpus, model, precision in EVALUATIONS
         ],
         records=[
             f"results/unlearned/{corpus}/{model}.json"
@@ -15,31 +13,90 @@ rule summarize:
             f"results/mechanism/{corpus}/{model}/{precision}.json"
             for corpus in CORPORA
             for model in UNLEARNED
-            for precision in RTN_PRECISIONS
+            for precision in SAVED_PRECISIONS
         ],
     output:
-        csv="results/summary.csv",
+        csv=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+        long="results/summary_long.csv",
         table="results/summary.txt",
-        headline="results/recovery.csv",
+        headline=report(
+            "results/recovery.csv",
+            caption="../report/recovery.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/summarize.log",
     benchmark:
         "results/benchmarks/summarize/summarize.tsv"
+    group:
+        "aggregate"
     conda:
         "../../envs/qunlearn.yaml"
     params:
         rows=[
             summary_row(corpus, model, precision)
-            for corpus in CORPORA
-            for model in MODELS
-            for precision in PRECISIONS
+            for corpus, model, precision in EVALUATIONS
         ],
         mechanism_rows=[
-            dict(corpus=corpus, model=model, **FORMATS[precision])
+            summary_row(corpus, model, precision)
             for corpus in CORPORA
             for model in UNLEARNED
-            for precision in RTN_PRECISIONS
+            for precision in SAVED_PRECISIONS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
     script:
         "../scripts/summarize.py"
+
+
+rule tables:
+    input:
+        "results/summary.csv",
+    output:
+        main=report(
+            "results/tables/main.tex",
+            caption="../report/main_table.rst",
+            category="Tables",
+        ),
+        recovery=report(
+            "results/tables/recovery.tex",
+            caption="../report/recovery_table.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/tables.log",
+    benchmark:
+        "results/benchmarks/tables/tables.tsv"
+    group:
+        "aggregate"
+    conda:
+        "../../envs/qunlearn.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule plots:
+    input:
+        "results/summary.csv",
+    output:
+        **{
+            figure: report(
+                f"results/plots/{figure}.png",
+                caption=f"../report/{figure}.rst",
+                category="Figures",
+            )
+            for figure in FIGURES
+        },
+    log:
+        "results/logs/plots.log",
+    benchmark:
+        "results/benchmarks/plots/plots.tsv"
+    group:
+        "aggregate"
+    conda:
+        "../../envs/qunlearn.yaml"
+    script:
+        "../scripts/plots.py"

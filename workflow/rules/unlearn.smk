@@ -1,5 +1,6 @@
 rule unlearn:
     input:
+        unpack(checkpoint_rule_input),
         corpus=corpus_dir,
         tokenizer=tokenizer_dir,
         target=target_dir,
@@ -15,6 +16,13 @@ rule unlearn:
     threads: config["threads"]
     params:
         settings=lambda wc: unlearn_settings(wc.unlearned),
+        sure=lambda wc: sure_settings(wc.unlearned),
+        epoch_splits=[
+            {"knowmem_f": "forget", "knowmem_r": "retain"}[m]
+            for m in config["unlearning"]["epoch_metrics"]
+        ],
+        eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
+        checkpoint=config["unlearning"]["checkpoint"],
         seed=config["seed"],
     script:
         "../scripts/unlearn.py"

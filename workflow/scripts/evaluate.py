@@ -3,7 +3,7 @@ from qunlearn.evaluation import evaluate
 from qunlearn.io import write_json
 from qunlearn.muse import load_corpus
 from qunlearn.quantization import load_bitsandbytes, load_dequantized
-from qunlearn.workflow import start
+from qunlearn.workflow import package_versions, start
 
 start(snakemake)
 loader = snakemake.params.loader
@@ -15,4 +15,4 @@ else:
     model = load_bitsandbytes(snakemake.input.model, loader)
 result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), load_corpus(snakemake.input.corpus),
                   snakemake.params.batch_size, snakemake.params.mink_k)
-write_json(snakemake.output[0], result)
+write_json(snakemake.output[0], {**result, "packages": package_versions()})

@@ -1,6 +1,12 @@
-from qunlearn.quantization import quantize_and_save
+from qunlearn.muse import load_corpus
+from qunlearn.quantization import Calibration, quantize_and_save
 from qunlearn.workflow import start
 
 start(snakemake)
-p = snakemake.params
-quantize_and_save(snakemake.input.model, snakemake.output[0], p.quantizer, p.bits, p.group_size, p.symmetric)
+settings = dict(snakemake.params.settings)
+calibration = settings.pop("calibration")
+texts = load_corpus(snakemake.input.corpus).raw[calibration["split"]] if calibration else []
+quantize_and_save(snakemake.input.model, snakemake.input.tokenizer, snakemake.output[0], **settings,
+                  calibration_texts=texts,
+                  calibration=Calibration(calibration["samples"], calibration["seq_len"]) if calibration else None,
+                  seed=snakemake.params.seed)

@@ -9,4 +9,5 @@ table = summarize(
     snakemake.params.auc_retrain,
     mechanism=list(zip(snakemake.input.mechanism, snakemake.params.mechanism_rows, strict=True)),
 )
-write_summary(table, snakemake.output.csv, snakemake.output.table, snakemake.output.headline)
+o = snakemake.output
+write_summary(table, o.csv, o.long, o.table, o.headline)

@@ -1,14 +1,22 @@
+from functools import partial
+
 from qunlearn.checkpoints import load_model, load_tokenizer, save_model
-from qunlearn.io import write_json
+from qunlearn.evaluation import knowmem_by_split
+from qunlearn.io import read_json, write_json
 from qunlearn.muse import load_corpus
-from qunlearn.unlearning import UnlearnSettings, unlearn
+from qunlearn.unlearning import SureSettings, UnlearnSettings, forgets_like_retrain, unlearn
 from qunlearn.workflow import start
 
 start(snakemake)
-settings = UnlearnSettings(**snakemake.params.settings, seed=snakemake.params.seed)
+p = snakemake.params
+sure = SureSettings(**p.sure) if p.sure else None
+settings = UnlearnSettings(**p.settings, sure=sure, seed=p.seed)
 corpus = load_corpus(snakemake.input.corpus)
 tokenizer = load_tokenizer(snakemake.input.tokenizer)
 model = load_model(snakemake.input.target, settings.dtype)
-record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings)
+epoch_metrics = partial(knowmem_by_split, tokenizer=tokenizer, corpus=corpus, splits=p.epoch_splits,
+                        batch_size=p.eval_batch_size) if p.epoch_splits else None
+stop = forgets_like_retrain(read_json(snakemake.input.retrain_metrics)["knowmem_f"]) if p.checkpoint == "muse" else None
+record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, epoch_metrics, stop)
 save_model(model, snakemake.output.model)
-write_json(snakemake.output.record, {"settings": vars(settings), **record})
+write_json(snakemake.output.record, {"settings": {**vars(settings), "sure": p.sure}, **record})
