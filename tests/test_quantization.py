@@ -39,6 +39,16 @@ def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama
     assert checked == 2 * 7 + 1
 
 
+def test_every_figure_and_quantizer_in_the_grid_is_implemented():
+    from qunlearn.grid import FIGURES, QUANTIZERS
+    from qunlearn.plots import DRAW
+
+    assert tuple(DRAW) == FIGURES
+    saved = {name for name, q in QUANTIZERS.items() if q.saved}
+    bitsandbytes = {name for name, q in QUANTIZERS.items() if not q.saved}
+    assert saved == {"rtn", "gptq", "awq"} and all(name.startswith("bnb-") for name in bitsandbytes)
+
+
 def test_oracle_codes_lie_on_the_grid():
     weight = torch.randn(4, 64)
     fake = rtn_oracle(weight, 4, 32, symmetric=False)

@@ -5,9 +5,13 @@ import pytest
 import torch
 
 from qunlearn.data import collate
+from qunlearn.grid import FORGET_LOSSES as FORGET_NAMES
+from qunlearn.grid import METHOD_NAMES, METHODS, parse_method
+from qunlearn.grid import RETAIN_LOSSES as RETAIN_NAMES
 from qunlearn.unlearning import (
-    METHOD_NAMES,
-    METHODS,
+    FORGET_LOSSES,
+    LOSS_VARIANTS,
+    RETAIN_LOSSES,
     LossContext,
     ga_loss,
     gdr_loss,
@@ -16,7 +20,6 @@ from qunlearn.unlearning import (
     klr_loss,
     npo_logits_loss,
     npo_loss,
-    parse_method,
 )
 
 
@@ -42,6 +45,11 @@ def _batch():
 def test_registry_has_the_six_methods():
     assert sorted(METHODS) == ["ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"]
     assert METHODS["ga_klr"] == ("ga", "klr") and METHODS["npo_gdr"] == ("npo", "gdr")
+
+
+def test_loss_registries_implement_every_name_in_the_grid():
+    assert tuple(FORGET_LOSSES) == FORGET_NAMES and tuple(RETAIN_LOSSES) == RETAIN_NAMES
+    assert all(set(variant) <= {*FORGET_NAMES, *RETAIN_NAMES} for variant in LOSS_VARIANTS.values())
 
 
 def test_sure_variants_of_every_method():

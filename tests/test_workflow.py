@@ -1,12 +1,17 @@
 """End to end: the workflow on the smallest preset, in a temporary folder, as a user would run it."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from qunlearn.workflow import job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "presets/ci.yaml")]
@@ -71,10 +76,77 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
     dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(tmp_path)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert set(job_counts(dry.stdout)) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "all"}
+    assert set(job_counts(dry.stdout)) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "tables", "plots",
+                                           "all"}
 
 
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> number of jobs."""
-    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
-    return {rule: int(count) for rule, count in (line.split() for line in table) if rule != "total"}
+def _dry_run_after(ci_run, tmp_path, change) -> dict[str, int]:
+    """Jobs that a changed ci preset schedules in the finished ci run's folder."""
+    workdir, _ = ci_run
+    preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
+    change(preset)
+    config = tmp_path / "changed.yaml"
+    config.write_text(yaml.safe_dump(preset))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
+    dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(workdir)], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    return job_counts(dry.stdout)
+
+
+AGGREGATE = {"summarize": 1, "tables": 1, "plots": 1, "all": 1}
+SAVED_FORMATS, ALL_PRECISIONS = 4, 7  # the ci preset: rtn 4/8, gptq 4, awq 4; with full and bnb fp4/int8
+
+
+@pytest.mark.e2e
+def test_a_changed_evaluation_value_reruns_evaluation_only(ci_run, tmp_path):
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["evaluation"].update(batch_size=8))
+    assert counts == {"evaluate": 3 * ALL_PRECISIONS + 1, **AGGREGATE}
+
+
+@pytest.mark.e2e
+def test_a_changed_learning_rate_reruns_that_learning_rate_only(ci_run, tmp_path):
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"].update(lrs=[0.0002]))  # not the SURE lrs
+    assert counts == {"unlearn": 1, "quantize": SAVED_FORMATS, "mechanism": SAVED_FORMATS, "evaluate": ALL_PRECISIONS,
+                      **AGGREGATE}
+
+
+@pytest.mark.e2e
+def test_an_added_method_adds_only_its_jobs(ci_run, tmp_path):
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"]["methods"].append("ga_gdr"))
+    assert counts == {"unlearn": 1, "quantize": SAVED_FORMATS, "mechanism": SAVED_FORMATS, "evaluate": ALL_PRECISIONS,
+                      **AGGREGATE}
+
+
+def _metric_files(workdir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in sorted((workdir / "results/metrics").rglob("*.json"))}
+
+
+@pytest.mark.e2e
+def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp_path):
+    """The ci preset again from scratch, killed (SIGKILL) in the middle of its first unlearning job, then
+    resumed. Finished jobs are not redone, the killed job's output never appears half-written, and every
+    metrics file is byte-identical to the first run's. This run also marks quantized checkpoints temporary."""
+    first, _ = ci_run
+    preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
+    preset["quantization"]["keep_checkpoints"] = False
+    config = tmp_path / "ci-temp.yaml"
+    config.write_text(yaml.safe_dump(preset))
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config),
+               "--cores", "1", "--directory", str(workdir)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4.log"
+    while not unlearn_log.exists() and run.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)  # the job has started (its script opened the log); its output is not written yet
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (workdir / "results/unlearned/toy-news/ga_klr_lr1e-4").exists()  # no half-written output in place
+    finished = {p: p.stat().st_mtime_ns for p in (workdir / "results/models").rglob("*.safetensors")}
+    assert len(finished) == 2
+
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the target and retrain were not trained again
+    assert _metric_files(workdir) == _metric_files(first) and len(_metric_files(first)) == 3 * ALL_PRECISIONS + 1
+    assert not list((workdir / "results/quantized").rglob("*.safetensors"))  # temporary, deleted once used

@@ -5,8 +5,7 @@ import json
 from pathlib import Path
 
 from .errors import QunlearnError
-from .quantization import QUANTIZERS, check_quantizer
-from .unlearning import METHOD_NAMES, SURE_SUFFIX
+from .grid import METHOD_NAMES, QUANTIZERS, SURE_SUFFIX, check_quantizer
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 

@@ -1,5 +1,4 @@
-"""The study's figures (seaborn), each from results/summary.csv. seaborn is imported on first use: the
-Snakefile reads FIGURES at every start, dry runs included."""
+"""The study's figures (seaborn), each from results/summary.csv."""
 
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from .tables import precision_label
 def _seaborn():
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, no display
+    matplotlib.use("Agg")  # files only, no display; set before seaborn imports pyplot
     import seaborn
 
     return seaborn
@@ -71,7 +70,7 @@ def same_code_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
     _save(grid, path)
 
 
-FIGURES = {
+DRAW = {  # keyed by grid.FIGURES
     "forget_across_precisions": forget_across_precisions,
     "forget_vs_utility": forget_vs_utility,
     "recovery_ratios": recovery_ratios,

@@ -14,36 +14,8 @@ import torch
 
 from .checkpoints import load_model, load_tokenizer
 from .errors import QunlearnError
+from .grid import CALIBRATED, check_quantizer
 from .io import atomic_dir
-
-
-@dataclass(frozen=True)
-class Quantizer:
-    name: str
-    bits: tuple[int, ...]
-    saved: bool  # True: a quantize rule writes a checkpoint; False: quantized while loading
-
-
-QUANTIZERS = {
-    "rtn": Quantizer("rtn", (4, 8), saved=True),
-    "gptq": Quantizer("gptq", (4, 8), saved=True),
-    "awq": Quantizer("awq", (4, 8), saved=True),
-    "bnb-fp4": Quantizer("bnb-fp4", (4,), saved=False),
-    "bnb-nf4": Quantizer("bnb-nf4", (4,), saved=False),
-    "bnb-int8": Quantizer("bnb-int8", (8,), saved=False),
-}
-
-
-CALIBRATED = ("gptq", "awq")
-
-
-def check_quantizer(name: str, bits: int) -> Quantizer:
-    if name not in QUANTIZERS:
-        raise QunlearnError(f"unknown quantizer {name!r}", f"use one of {sorted(QUANTIZERS)}")
-    quantizer = QUANTIZERS[name]
-    if bits not in quantizer.bits:
-        raise QunlearnError(f"quantizer {name!r} does not support {bits} bits", f"use bits in {list(quantizer.bits)}")
-    return quantizer
 
 
 def rtn_oracle(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool) -> torch.Tensor:

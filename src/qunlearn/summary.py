@@ -6,7 +6,7 @@ import pandas as pd
 
 from .io import read_json, write_text
 from .metrics import privleak
-from .unlearning import SURE_SUFFIX
+from .grid import SURE_SUFFIX
 
 METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 FORGET_METRICS = ("verbmem_f", "knowmem_f")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Batch, batches, encode_documents, pack
+from .grid import METHODS, parse_method
 from .training import seed_everything
 
 log = logging.getLogger(__name__)
@@ -99,29 +100,13 @@ def klr_logits_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     return F.kl_div(logits, ref_logits, reduction="batchmean", log_target=True)
 
 
+# Keyed by the names in grid.py, from which the methods are composed.
 FORGET_LOSSES: dict[str, Callable] = {"ga": ga_loss, "npo": npo_loss}
 RETAIN_LOSSES: dict[str, Callable] = {"gdr": gdr_loss, "klr": klr_loss}
 LOSS_VARIANTS: dict[str, dict[str, Callable]] = {
     "standard": {},
     "muse": {"npo": npo_logits_loss, "klr": klr_logits_loss},  # replace these entries of the registries
 }
-METHODS: dict[str, tuple[str, str | None]] = {
-    f"{forget}{'_' + retain if retain else ''}": (forget, retain)
-    for forget in FORGET_LOSSES
-    for retain in (None, *RETAIN_LOSSES)
-}
-SURE_SUFFIX = "_sure"
-METHOD_NAMES = sorted([*METHODS, *(m + SURE_SUFFIX for m in METHODS)])
-
-
-def parse_method(name: str) -> tuple[str, bool]:
-    """'ga_klr_sure' -> ('ga_klr', True)."""
-    base = name.removesuffix(SURE_SUFFIX)
-    if base not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid: {METHOD_NAMES}")
-    return base, name != base
-
-
 def needs_reference(method: str) -> bool:
     forget, retain = METHODS[parse_method(method)[0]]
     return forget == "npo" or retain == "klr"

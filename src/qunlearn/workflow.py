@@ -1,5 +1,6 @@
 """What every workflow script does first: log to the rule's log file and size torch's thread pool."""
 
+import importlib.util
 import logging
 import os
 import sys
@@ -13,16 +14,29 @@ RESULT_PACKAGES = ("torch", "transformers", "llmcompressor", "compressed-tensors
 
 def start(snakemake) -> None:
     """Send logging, warnings, stdout and stderr to the rule's `log:` file and use the rule's `threads:`."""
-    import torch
-
     handle = open(snakemake.log[0], "a", buffering=1)
     for stream in (sys.stdout, sys.stderr):  # at the descriptor level: libraries' own handlers land here too
         stream.flush()
         os.dup2(handle.fileno(), stream.fileno())
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     logging.captureWarnings(True)
-    torch.set_num_threads(snakemake.threads)
+    if "SLURM_JOB_ID" in os.environ:
+        logging.info("Slurm job %s, GPUs: %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURM_JOB_GPUS", "none"))
+    if importlib.util.find_spec("torch"):  # the report's environment has no torch
+        import torch
+
+        torch.set_num_threads(snakemake.threads)
 
 
 def package_versions() -> dict[str, str]:
-    return {"qunlearn": qunlearn.__version__, **{name: metadata.version(name) for name in RESULT_PACKAGES}}
+    """qunlearn's version and those of RESULT_PACKAGES installed in this job's environment."""
+    installed = {dist.metadata["Name"].lower(): dist.version for dist in metadata.distributions()}
+    return {"qunlearn": qunlearn.__version__, **{name: installed[name] for name in RESULT_PACKAGES if name in installed}}
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake dry run: rule -> number of jobs."""
+    if "Job stats:" not in dry_run_output:
+        return {}
+    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
+    return {rule: int(count) for rule, count in (line.split()[:2] for line in table if line.split()) if rule != "total"}

@@ -17,8 +17,7 @@ from qunlearn.config import (
     precision_id,
     settings_hash,
 )
-from qunlearn.plots import FIGURES
-from qunlearn.quantization import CALIBRATED, QUANTIZERS
+from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS
 
 check_config(config)
 
@@ -182,3 +181,15 @@ def result_settings(corpus, model, precision):
         "quantization": quantize_settings(precision) if precision in FORMATS else None,
         "evaluation": config["evaluation"],
     }
+
+
+def job_resources(rule):
+    """The config's resources for a rule: its own entry over `default`."""
+    spec = config["resources"]
+    return {**spec["default"], **spec.get(rule, {})}
+
+
+def quantized_output(path):
+    """Quantized checkpoints are temporary when the config says not to keep them."""
+    folder = directory(path)
+    return folder if config["quantization"]["keep_checkpoints"] else temp(folder)

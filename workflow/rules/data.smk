@@ -6,7 +6,9 @@ rule generate_corpus:
     benchmark:
         "results/benchmarks/generate_corpus/{corpus}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/train.yaml"
+    resources:
+        **job_resources("generate_corpus"),
     params:
         spec=lambda wc: config["corpora"][wc.corpus]["embedded"],
         seed=config["seed"],
@@ -24,7 +26,9 @@ rule train_tokenizer:
     benchmark:
         "results/benchmarks/train_tokenizer/{corpus}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/train.yaml"
+    resources:
+        **job_resources("train_tokenizer"),
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
     script:

@@ -10,8 +10,10 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{corpus}/{model}/{precision}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/evaluate.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("evaluate"),
     params:
         loader=lambda wc: loader_of(wc.precision),
         batch_size=config["evaluation"]["batch_size"],

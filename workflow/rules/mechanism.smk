@@ -12,8 +12,12 @@ rule mechanism:
         "results/logs/mechanism/{corpus}/{unlearned}/{precision}.log",
     benchmark:
         "results/benchmarks/mechanism/{corpus}/{unlearned}/{precision}.tsv"
+    group:
+        "mechanism"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/quantize.yaml"
+    resources:
+        **job_resources("mechanism"),
     params:
         quantizer=lambda wc: FORMATS[wc.precision]["quantizer"],
     script:

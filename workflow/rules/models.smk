@@ -10,8 +10,10 @@ rule train_model:
     benchmark:
         "results/benchmarks/train_model/{corpus}/{role}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/train.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("train_model"),
     params:
         model=config["model"],
         seed=config["seed"],

@@ -5,14 +5,16 @@ rule quantize:
         tokenizer=tokenizer_dir,
         corpus=corpus_dir,
     output:
-        directory("results/quantized/{corpus}/{model}/{precision}"),
+        quantized_output("results/quantized/{corpus}/{model}/{precision}"),
     log:
         "results/logs/quantize/{corpus}/{model}/{precision}.log",
     benchmark:
         "results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/quantize.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("quantize"),
     params:
         settings=lambda wc: quantize_settings(wc.precision),
         seed=config["seed"],

@@ -35,7 +35,9 @@ rule summarize:
     group:
         "aggregate"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/report.yaml"
+    resources:
+        **job_resources("summarize"),
     params:
         rows=[
             summary_row(corpus, model, precision)
@@ -73,7 +75,9 @@ rule tables:
     group:
         "aggregate"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/report.yaml"
+    resources:
+        **job_resources("tables"),
     script:
         "../scripts/tables.py"
 
@@ -97,6 +101,8 @@ rule plots:
     group:
         "aggregate"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/report.yaml"
+    resources:
+        **job_resources("plots"),
     script:
         "../scripts/plots.py"

@@ -12,8 +12,10 @@ rule unlearn:
     benchmark:
         "results/benchmarks/unlearn/{corpus}/{unlearned}.tsv"
     conda:
-        "../../envs/qunlearn.yaml"
+        "../../envs/train.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("unlearn"),
     params:
         settings=lambda wc: unlearn_settings(wc.unlearned),
         sure=lambda wc: sure_settings(wc.unlearned),

@@ -1,0 +1,55 @@
+"""The names the grid is built from: methods, quantizers and figures. Plain data, no torch: the Snakefile
+imports this module at every start, dry runs included; the implementations live in unlearning.py,
+quantization.py and plots.py, each keyed by these names (tests check that they match)."""
+
+from dataclasses import dataclass
+
+from .errors import QunlearnError
+
+FORGET_LOSSES = ("ga", "npo")
+RETAIN_LOSSES = ("gdr", "klr")
+METHODS: dict[str, tuple[str, str | None]] = {
+    f"{forget}{'_' + retain if retain else ''}": (forget, retain)
+    for forget in FORGET_LOSSES
+    for retain in (None, *RETAIN_LOSSES)
+}
+SURE_SUFFIX = "_sure"
+METHOD_NAMES = sorted([*METHODS, *(m + SURE_SUFFIX for m in METHODS)])
+
+
+def parse_method(name: str) -> tuple[str, bool]:
+    """'ga_klr_sure' -> ('ga_klr', True)."""
+    base = name.removesuffix(SURE_SUFFIX)
+    if base not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {METHOD_NAMES}")
+    return base, name != base
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    name: str
+    bits: tuple[int, ...]
+    saved: bool  # True: a quantize rule writes a checkpoint; False: quantized while loading
+
+
+QUANTIZERS = {
+    "rtn": Quantizer("rtn", (4, 8), saved=True),
+    "gptq": Quantizer("gptq", (4, 8), saved=True),
+    "awq": Quantizer("awq", (4, 8), saved=True),
+    "bnb-fp4": Quantizer("bnb-fp4", (4,), saved=False),
+    "bnb-nf4": Quantizer("bnb-nf4", (4,), saved=False),
+    "bnb-int8": Quantizer("bnb-int8", (8,), saved=False),
+}
+CALIBRATED = ("gptq", "awq")
+
+
+def check_quantizer(name: str, bits: int) -> Quantizer:
+    if name not in QUANTIZERS:
+        raise QunlearnError(f"unknown quantizer {name!r}", f"use one of {sorted(QUANTIZERS)}")
+    quantizer = QUANTIZERS[name]
+    if bits not in quantizer.bits:
+        raise QunlearnError(f"quantizer {name!r} does not support {bits} bits", f"use bits in {list(quantizer.bits)}")
+    return quantizer
+
+
+FIGURES = ("forget_across_precisions", "forget_vs_utility", "recovery_ratios", "same_code_against_lr")
