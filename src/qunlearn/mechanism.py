@@ -57,14 +57,13 @@ def _fractions(c: torch.Tensor) -> dict:
     return result
 
 
-def measure(target_dir, unlearned_dir, target_quantized_dir, unlearned_quantized_dir, quantizer: str) -> dict:
-    """The comparison for one unlearned model under one saved format. AWQ rescales each model's input channels
-    by its own activation statistics before rounding, so its stored codes live in per-model bases: for AWQ
-    only the stored quantized values are compared, and step units are left out (None)."""
+def measure(target: dict, unlearned: dict, target_quantized_dir, unlearned_quantized_dir, quantizer: str) -> dict:
+    """The comparison for one unlearned model (full-precision state dicts) under one saved format. AWQ rescales
+    each model's input channels by its own activation statistics before rounding, so its stored codes live in
+    per-model bases: for AWQ only the stored quantized values are compared, and step units are left out."""
     def dequantized(path):
         return quantized_weights(load_dequantized(path).state_dict())
 
     steps = None if quantizer == "awq" else quantization_steps(target_quantized_dir)
-    result = compare(load_state(target_dir), load_state(unlearned_dir), dequantized(target_quantized_dir),
-                     dequantized(unlearned_quantized_dir), steps)
+    result = compare(target, unlearned, dequantized(target_quantized_dir), dequantized(unlearned_quantized_dir), steps)
     return {"quantizer": quantizer, "step_units": steps is not None, **result}
