@@ -1,4 +1,5 @@
-# The README's two commands: `make run` and `make test`. Both build .venv from nothing when needed.
+# The README's two commands: `make run` and `make test` (lint, then the test suite). Both build .venv from
+# nothing when needed.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CORES  ?= $(shell nproc)
@@ -19,7 +20,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)

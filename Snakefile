@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.27")
 
 
-configfile: "config.yaml"
+# A preset given with --configfile is a whole config: it replaces config.yaml instead of merging into it
+# (a merge would add config.yaml's corpora and methods to every preset).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import os
 import random
 
 import torch
@@ -34,9 +35,12 @@ def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermedi
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python and torch and ask for deterministic kernels: strictly on CPU; on a GPU, where some kernels
+    (attention backward, scatter) have no deterministic version, a warning instead of an error."""
     random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for deterministic GEMMs
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
 
 
 def train_from_scratch(model, tokenizer, texts: list[str], epochs: int, batch_size: int, lr: float, max_len: int,

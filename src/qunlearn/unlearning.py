@@ -107,6 +107,8 @@ LOSS_VARIANTS: dict[str, dict[str, Callable]] = {
     "standard": {},
     "muse": {"npo": npo_logits_loss, "klr": klr_logits_loss},  # replace these entries of the registries
 }
+
+
 def needs_reference(method: str) -> bool:
     forget, retain = METHODS[parse_method(method)[0]]
     return forget == "npo" or retain == "klr"
@@ -137,12 +139,17 @@ class UnlearnSettings:
     sure: SureSettings | None = None  # required for a `_sure` method
 
 
+def module_of(parameter: str) -> str:
+    """'model.layers.3.mlp.down_proj.weight' -> 'model.layers.3.mlp.down_proj': SURE's unit."""
+    return parameter.rsplit(".", 1)[0]
+
+
 def module_grad_norms(model: torch.nn.Module) -> dict[str, float]:
     """L2 norm of the gradient of each module that owns parameters (model.layers.3.mlp.down_proj, ...)."""
     squares = defaultdict(list)
     for name, param in model.named_parameters():
         if param.grad is not None:
-            squares[name.rsplit(".", 1)[0]].append(param.grad.float().pow(2).sum())
+            squares[module_of(name)].append(param.grad.float().pow(2).sum())
     norms = torch.stack([torch.stack(parts).sum() for parts in squares.values()]).sqrt().tolist()
     return dict(zip(squares, norms))
 
@@ -157,7 +164,7 @@ def mask_gradients(model: torch.nn.Module, keep: set[str]) -> None:
     """Drop the gradients of every module not in `keep`: AdamW skips a parameter without a gradient, so
     neither its update, its weight decay nor its moment estimates move."""
     for name, param in model.named_parameters():
-        if name.rsplit(".", 1)[0] not in keep:
+        if module_of(name) not in keep:
             param.grad = None
 
 
@@ -186,7 +193,7 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
     retain_chunks = pack(encode_documents(tokenizer, retain_texts), settings.max_len, bos)
     model.train()
     fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad) if sure and settings.sure.mask == "once" else None
-    selected = Counter({name.rsplit(".", 1)[0]: 0 for name, _ in model.named_parameters()})
+    selected = Counter({module_of(name): 0 for name, _ in model.named_parameters()})
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
     history, diverged_at, steps = [], None, 0
     for epoch in range(1, settings.epochs + 1):
@@ -250,5 +257,5 @@ def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[i
     keep = salient_modules(module_grad_norms(ctx.model), settings.sure.gamma)
     for name, param in ctx.model.named_parameters():
         param.grad = None
-        param.requires_grad_(name.rsplit(".", 1)[0] in keep)
+        param.requires_grad_(module_of(name) in keep)
     return keep
