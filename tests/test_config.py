@@ -83,6 +83,9 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"unlearning.sure": {"gamma": 120}}, r"120 is greater than the maximum of 100", "['unlearning']['sure']['gamma']"),
         ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"3 is not one of \[4, 8\]", "['quantization']['formats'][0]['bits']"),
         ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"'hqq' is not one of \['rtn', 'gptq', 'awq'", "['quantization']['formats'][0]['quantizer']"),
+        ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"'rouge' is not one of \['knowmem_f', 'knowmem_r'\]", "['unlearning']['epoch_metrics'][1]"),
+        ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"'retrain' is a required property", "['corpora']['muse-news']"),
+        ({"evaluation.batch_size": "large"}, r"'large' does not match '\^auto\$'", "['evaluation']['batch_size']"),
         ({"unlearning.loss_variant": "tofu"}, r"'tofu' is not one of \['standard', 'muse'\]", "['unlearning']['loss_variant']"),
     ],
 )

@@ -32,3 +32,23 @@ def test_headline_averages_constrained_methods_over_forget_metrics():
     assert result.loc["none", "mean_recovery_ratio"] == pytest.approx((0.2 + 0.2) / 2)
     assert result.loc["rtn", "mean_recovery_ratio"] == pytest.approx((0.75 + 1.0) / 2)
     assert result.loc["rtn", "values"] == 2
+
+
+def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path):
+    from qunlearn.io import write_json
+    from qunlearn.summary import summarize
+
+    metrics = {"verbmem_f": 40.0, "knowmem_f": 30.0, "knowmem_r": 20.0, "privleak_auc": 0.5}
+    files, rows = [], []
+    for model, method in (("target", ""), ("retrain", ""), ("ga_klr_lr1e-4", "ga_klr"), ("ga_gdr_lr1e3", "ga_gdr")):
+        write_json(tmp_path / f"{model}.json", metrics)
+        files.append(str(tmp_path / f"{model}.json"))
+        rows.append(dict(corpus="news", model=model, method=method, lr="", quantizer="none", bits=32, group_size=""))
+    (tmp_path / "news").mkdir()
+    write_json(tmp_path / "news/ga_klr_lr1e-4.json", {"diverged": False})
+    write_json(tmp_path / "news/ga_gdr_lr1e3.json", {"diverged": True, "diverged_epoch": 1})
+    table = summarize(files, rows, [str(tmp_path / "news/ga_klr_lr1e-4.json"), str(tmp_path / "news/ga_gdr_lr1e3.json")],
+                      {"news": None})
+    assert table.set_index("model")["diverged"].to_dict() == {"target": False, "retrain": False, "ga_klr_lr1e-4": False,
+                                                              "ga_gdr_lr1e3": True}
+    assert headline(table)["values"].tolist() == [2]  # GA_KLR's two forget metrics; the diverged GA_GDR is left out

@@ -1,7 +1,5 @@
 """End to end: the workflow on the smallest preset, in a temporary folder, as a user would run it."""
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -81,12 +79,13 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
 
 
 def _dry_run_after(ci_run, tmp_path, change) -> dict[str, int]:
-    """Jobs that a changed ci preset schedules in the finished ci run's folder."""
+    """Jobs that a changed ci preset schedules in the finished ci run's folder (its keys written in another
+    order: reordering alone re-runs nothing)."""
     workdir, _ = ci_run
     preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
     change(preset)
     config = tmp_path / "changed.yaml"
-    config.write_text(yaml.safe_dump(preset))
+    config.write_text(yaml.safe_dump(preset, sort_keys=True))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
     dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(workdir)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
@@ -133,18 +132,21 @@ def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp
     config.write_text(yaml.safe_dump(preset))
     workdir = tmp_path / "run"
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config),
-               "--cores", "1", "--directory", str(workdir)]
+               "--cores", "2", "--directory", str(workdir)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4.log"
     while not unlearn_log.exists() and run.poll() is None:
-        time.sleep(0.2)
-    time.sleep(0.5)  # the job has started (its script opened the log); its output is not written yet
-    os.killpg(run.pid, signal.SIGKILL)
+        time.sleep(0.01)
+    # The job has started (its script opened its log) and is loading the models. A crash: Snakemake and its
+    # running job die at once (jobs run in their own process groups).
+    subprocess.run(["pkill", "-KILL", "-f", str(workdir)], check=True)
     run.wait()
     assert not (workdir / "results/unlearned/toy-news/ga_klr_lr1e-4").exists()  # no half-written output in place
     finished = {p: p.stat().st_mtime_ns for p in (workdir / "results/models").rglob("*.safetensors")}
     assert len(finished) == 2
 
+    unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True)  # a crash leaves the lock
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-5000:]
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the target and retrain were not trained again

@@ -9,6 +9,12 @@ from .muse import MuseCorpus
 
 VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32
+AUTO_BATCH_SIZE = {"cpu": 128, "cuda": 32}
+
+
+def batch_size_for(setting: int | str, device: torch.device) -> int:
+    """evaluation.batch_size: a number, or 'auto' for the device's default."""
+    return AUTO_BATCH_SIZE.get(device.type, 32) if setting == "auto" else int(setting)
 
 
 def _encode(tokenizer, text: str) -> list[int]:

@@ -27,6 +27,12 @@ def read_json(path: str | Path):
         ) from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path):
     """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."""
@@ -38,6 +44,7 @@ def atomic_dir(path: str | Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide results from the group on shared disks
     if path.exists():
         shutil.rmtree(path)
     os.replace(staging, path)
@@ -55,6 +62,7 @@ def atomic_path(path: str | Path):
     except BaseException:
         os.unlink(staging)
         raise
+    os.chmod(staging, 0o666 & ~_umask())  # as a plain open() would create it, not mkstemp's 0600
     os.replace(staging, path)
 
 

@@ -28,6 +28,15 @@ def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _wide(labelled: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Rows model × precision, columns corpus × metric (labelled), in the corpora's and metrics' order."""
+    wide = labelled.pivot_table(index=["Model", "Precision"], columns="corpus", values=list(metrics), sort=False,
+                                dropna=False).dropna(how="all")
+    wide = wide.swaplevel(axis=1)[[(c, m) for c in labelled["corpus"].unique() for m in metrics]]
+    wide.columns = pd.MultiIndex.from_tuples([(c, LABELS[m]) for c, m in wide.columns])
+    return wide
+
+
 def _best(column: pd.Series, metric: str, unlearned: pd.Series) -> list[str]:
     """Bold the best unlearned value of a column: lowest forget metrics, PrivLeak nearest 0, highest utility."""
     score = column.abs() if metric == "privleak" else -column if metric == "knowmem_r" else column
@@ -38,9 +47,7 @@ def _best(column: pd.Series, metric: str, unlearned: pd.Series) -> list[str]:
 def main_table(summary: pd.DataFrame) -> str:
     """Rows: model × precision; columns: the four metrics for each corpus; the best unlearned value in bold."""
     labelled = _labelled(summary)
-    wide = labelled.pivot_table(index=["Model", "Precision"], columns="corpus", values=list(ORDER), sort=False, dropna=False).dropna(how="all")
-    wide = wide.swaplevel(axis=1)[[(c, m) for c in labelled["corpus"].unique() for m in ORDER]]
-    wide.columns = pd.MultiIndex.from_tuples([(c, LABELS[m]) for c, m in wide.columns])
+    wide = _wide(labelled, ORDER)
     unlearned = pd.Series([m not in ("Target", "Retrain") for m, _ in wide.index])
     styler = wide.style.format("{:.1f}", na_rep="--")
     for (corpus, label), metric in zip(wide.columns, [m for _ in labelled["corpus"].unique() for m in ORDER]):
@@ -52,9 +59,7 @@ def recovery_table(summary: pd.DataFrame) -> str:
     """Recovery ratios metric(unlearned, p) / metric(target, p) per method × precision, and the headline means."""
     labelled = _labelled(summary[summary["method"].notna() & (summary["method"] != "")])
     ratios = [f"{m}_ratio" for m in FORGET_METRICS]
-    wide = labelled.pivot_table(index=["Model", "Precision"], columns="corpus", values=ratios, sort=False, dropna=False).dropna(how="all")
-    wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-    wide.columns = pd.MultiIndex.from_tuples([(c, LABELS[m]) for c, m in wide.columns])
+    wide = _wide(labelled, ratios)
     per_method = wide.style.format("{:.2f}", na_rep="--").to_latex(hrules=True, multicol_align="c",
                                                                    clines=None)
     means = headline(summary).assign(Precision=lambda t: [precision_label(q, b) for q, b in zip(t["quantizer"], t["bits"])])

@@ -20,8 +20,8 @@ def start(snakemake) -> None:
         os.dup2(handle.fileno(), stream.fileno())
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     logging.captureWarnings(True)
-    if "SLURM_JOB_ID" in os.environ:
-        logging.info("Slurm job %s, GPUs: %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURM_JOB_GPUS", "none"))
+    if "SLURM_JOB_ID" in os.environ:  # the GPUs Slurm gave this job step, as CUDA sees them
+        logging.info("Slurm job %s, GPUs: %s", os.environ["SLURM_JOB_ID"], os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
     if importlib.util.find_spec("torch"):  # the report's environment has no torch
         import torch
 

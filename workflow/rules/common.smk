@@ -1,4 +1,5 @@
 # Helpers that turn the validated config into the grid: corpora × models × precisions.
+import json
 import os
 import sys
 
@@ -21,7 +22,10 @@ from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS
 
 check_config(config)
 
-CORPORA = list(config["corpora"])
+CORPORA = list(config["corpora"])  # in the config's order, which the tables keep
+# Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
+# default the schema filled in) re-runs nothing.
+config.update(json.loads(json.dumps(config, sort_keys=True)))
 UNLEARNED = [
     f"{method}_lr{format_lr(lr)}"
     for method in config["unlearning"]["methods"]
@@ -107,11 +111,10 @@ def sure_settings(unlearned):
 
 
 def checkpoint_rule_input(wildcards):
-    """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget at full precision."""
+    """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget, which the unlearning job
+    measures itself (so evaluation settings do not reach unlearning)."""
     if config["unlearning"]["checkpoint"] == "muse":
-        return {
-            "retrain_metrics": f"results/metrics/{wildcards.corpus}/retrain/full.json"
-        }
+        return {"retrain": base_model_dir(wildcards.corpus, "retrain")}
     return {}
 
 

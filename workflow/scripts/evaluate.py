@@ -1,5 +1,5 @@
 from qunlearn.checkpoints import load_model, load_tokenizer
-from qunlearn.evaluation import evaluate
+from qunlearn.evaluation import batch_size_for, evaluate
 from qunlearn.io import write_json
 from qunlearn.muse import load_corpus
 from qunlearn.quantization import load_bitsandbytes, load_dequantized
@@ -14,5 +14,5 @@ elif loader == "dequantize":
 else:
     model = load_bitsandbytes(snakemake.input.model, loader)
 result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), load_corpus(snakemake.input.corpus),
-                  snakemake.params.batch_size, snakemake.params.mink_k)
+                  batch_size_for(snakemake.params.batch_size, model.device), snakemake.params.mink_k)
 write_json(snakemake.output[0], {**result, "packages": package_versions()})

@@ -2,7 +2,7 @@ from functools import partial
 
 from qunlearn.checkpoints import load_model, load_tokenizer, save_model
 from qunlearn.evaluation import knowmem_by_split
-from qunlearn.io import read_json, write_json
+from qunlearn.io import write_json
 from qunlearn.muse import load_corpus
 from qunlearn.unlearning import SureSettings, UnlearnSettings, forgets_like_retrain, unlearn
 from qunlearn.workflow import start
@@ -16,7 +16,13 @@ tokenizer = load_tokenizer(snakemake.input.tokenizer)
 model = load_model(snakemake.input.target, settings.dtype)
 epoch_metrics = partial(knowmem_by_split, tokenizer=tokenizer, corpus=corpus, splits=p.epoch_splits,
                         batch_size=p.eval_batch_size) if p.epoch_splits else None
-stop = forgets_like_retrain(read_json(snakemake.input.retrain_metrics)["knowmem_f"]) if p.checkpoint == "muse" else None
+stop, threshold = None, {}
+if p.checkpoint == "muse":  # the retrain model's KnowMem-forget, measured as the epochs' own
+    retrain = load_model(snakemake.input.retrain, settings.dtype)
+    threshold = knowmem_by_split(retrain, tokenizer, corpus, ["forget"], p.eval_batch_size)
+    stop = forgets_like_retrain(threshold["knowmem_f"])
+    del retrain
 record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, epoch_metrics, stop)
 save_model(model, snakemake.output.model)
-write_json(snakemake.output.record, {"settings": {**vars(settings), "sure": p.sure}, **record})
+write_json(snakemake.output.record, {"settings": {**vars(settings), "sure": p.sure}, **record,
+                                     **{f"retrain_{k}": v for k, v in threshold.items()}})
