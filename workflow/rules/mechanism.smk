@@ -6,7 +6,8 @@ rule mechanism:
         target=target_dir,
         model="results/unlearned/{corpus}/{unlearned}",
         target_quantized=expand(
-            "results/quantized/{{corpus}}/target/{precision}", precision=SAVED_PRECISIONS
+            "results/quantized/{{corpus}}/target/{precision}",
+            precision=SAVED_PRECISIONS,
         ),
         quantized=expand(
             "results/quantized/{{corpus}}/{{unlearned}}/{precision}",
