@@ -6,8 +6,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from qunlearn.config import check_config, format_lr, precision_id
+from qunlearn.config import check_config, format_lr, method_lrs, precision_id, split_unlearned_name, unlearned_name
 from qunlearn.errors import QunlearnError
+from qunlearn.evaluation import KNOWMEM_SPLITS
+from qunlearn.grid import METHOD_NAMES, QUANTIZERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -42,9 +44,25 @@ def test_default_config_and_presets_pass():
             validate(config, SCHEMA, set_default=True)
 
 
+def test_the_schema_names_what_the_library_implements():
+    schema = yaml.safe_load(Path(SCHEMA).read_text())["properties"]
+    unlearning = schema["unlearning"]["properties"]
+    assert sorted(unlearning["methods"]["items"]["enum"]) == METHOD_NAMES
+    assert unlearning["epoch_metrics"]["items"]["enum"] == list(KNOWMEM_SPLITS)
+    formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
+    assert formats["quantizer"]["enum"] == list(QUANTIZERS)
+
+
 def test_lr_spellings_name_the_same_jobs():
     assert format_lr(1e-5) == format_lr(0.00001) == format_lr(1.0e-5) == "1e-5"
     assert format_lr(2e-4) == "2e-4"
+
+
+def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
+    assert unlearned_name("npo_gdr_sure", 0.0001) == "npo_gdr_sure_lr1e-4"
+    assert split_unlearned_name("npo_gdr_sure_lr1e-4") == ("npo_gdr_sure", "1e-4")
+    config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}}}
+    assert method_lrs(config, "npo_gdr_sure") == [1e-4] and method_lrs(config, "npo_gdr") == [1e-5, 5e-5]
 
 
 def test_precision_names():

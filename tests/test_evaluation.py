@@ -1,5 +1,6 @@
 """Batched evaluation against one-at-a-time generation, on a tiny random model and a real tokenizer."""
 
+import collections
 import dataclasses
 
 import pytest
@@ -26,6 +27,14 @@ def setup(corpus_dir, tmp_path_factory):
     return LlamaForCausalLM(config).eval(), tokenizer, corpus
 
 
+def _generated_ids(model, tokenizer, prompt: str, max_new_tokens: int) -> list[int]:
+    """transformers' own greedy generation, one prompt at a time, with the model's EOS."""
+    input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                            do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return output[0, input_ids.shape[1] :].tolist()
+
+
 def test_tokenizer_adds_bos_and_splits_spaces(setup):
     _, tokenizer, _ = setup
     ids = tokenizer("Answer: x")["input_ids"]
@@ -40,6 +49,20 @@ def test_batched_prefix_cached_generation_equals_one_at_a_time(setup):
     batched = generate(model, tokenizer, prompts, 12, 8, "test", KNOWMEM_STOPS, icl_prefix(icl))
     single = [generate(model, tokenizer, [p], 12, 1, "test")[0] for p in prompts]
     assert [cut_answer(b) for b in batched] == [cut_answer(s) for s in single]
+
+
+def test_rows_that_end_early_leave_the_batch_without_changing_the_others(setup, monkeypatch):
+    model, tokenizer, corpus = setup
+    prompts = [prompt for prompt, _ in corpus.verbmem[:8]]
+    free_runs = [set(_generated_ids(model, tokenizer, p, 16)[1:]) for p in prompts]
+    # An EOS that some rows produce mid-way and others never: rows leave the batch at different steps.
+    counts = collections.Counter(token for run in free_runs for token in run)
+    eos = next(token for token, count in counts.most_common() if count < len(prompts))
+    monkeypatch.setattr(model.generation_config, "eos_token_id", eos)
+    batched = generate(model, tokenizer, prompts, 16, 8, "test")
+    single = [tokenizer.decode(_generated_ids(model, tokenizer, p, 16), skip_special_tokens=True) for p in prompts]
+    assert batched == single
+    assert len({len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in batched}) > 1
 
 
 def test_evaluate_reports_every_metric_and_mink_score(setup):

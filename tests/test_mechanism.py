@@ -1,14 +1,15 @@
 import pytest
 import torch
 
-from qunlearn.mechanism import compare
+from qunlearn.mechanism import compare, quantized_weights
 from qunlearn.quantization import rtn_oracle
 
 
 def _state(seed):
     torch.manual_seed(seed)
-    return {"model.layers.0.mlp.down_proj.weight": torch.randn(8, 64), "model.layers.0.self_attn.q_proj.weight": torch.randn(8, 64),
-            "lm_head.weight": torch.randn(8, 64)}
+    return quantized_weights({"model.layers.0.mlp.down_proj.weight": torch.randn(8, 64),
+                              "model.layers.0.self_attn.q_proj.weight": torch.randn(8, 64), "lm_head.weight": torch.randn(8, 64),
+                              "model.layers.0.input_layernorm.weight": torch.randn(64)})
 
 
 def _rtn(state, bits):

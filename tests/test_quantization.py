@@ -121,8 +121,8 @@ def test_4_bit_gptq_is_no_worse_than_rtn_on_the_calibration_text(trained):
 @pytest.mark.parametrize("quantizer,symmetric", [("rtn", False), ("gptq", True), ("gptq", False)])
 def test_every_dequantized_weight_lies_on_its_stored_grid(trained, quantizer, symmetric):
     out = _quantize(trained, quantizer, 4, symmetric)
-    steps = quantization_steps(out)
-    weights = quantized_weights(load_dequantized(out).state_dict())
+    dequantized = load_dequantized(out).state_dict()
+    steps, weights = quantization_steps(dequantized), quantized_weights(dequantized)
     assert set(weights) == set(steps) and len(weights) == 2 * 7
     for name, weight in weights.items():
         codes = weight / steps[name].repeat_interleave(32, dim=1)  # (code - zero point), an integer

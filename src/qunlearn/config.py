@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from .errors import QunlearnError
-from .grid import METHOD_NAMES, QUANTIZERS, SURE_SUFFIX, check_quantizer
+from .grid import QUANTIZERS, check_quantizer, parse_method
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 
@@ -13,6 +13,17 @@ REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 def format_lr(lr: float) -> str:
     """One spelling per value (1e-5, 1.0e-5 and 0.00001 name the same jobs)."""
     return f"{float(lr):.0e}".replace("e-0", "e-")
+
+
+def unlearned_name(method: str, lr: float) -> str:
+    """An unlearned model's name, its folder's too: npo_gdr_sure_lr1e-4."""
+    return f"{method}_lr{format_lr(lr)}"
+
+
+def split_unlearned_name(name: str) -> tuple[str, str]:
+    """'npo_gdr_sure_lr1e-4' -> ('npo_gdr_sure', '1e-4')."""
+    method, lr = name.rsplit("_lr", 1)
+    return method, lr
 
 
 def group_size(fmt: dict, quantization: dict) -> int:
@@ -33,14 +44,12 @@ def settings_hash(settings: dict) -> str:
 def method_lrs(config: dict, method: str) -> list[float]:
     """SURE methods run at their own learning rates."""
     unlearning = config["unlearning"]
-    return unlearning["sure"]["lrs"] if method.endswith(SURE_SUFFIX) else unlearning["lrs"]
+    return unlearning["sure"]["lrs"] if parse_method(method)[1] else unlearning["lrs"]
 
 
 def check_config(config: dict) -> None:
+    """After the schema (which names the valid methods and the keys a real corpus needs)."""
     unlearning = config["unlearning"]
-    for method in unlearning["methods"]:
-        if method not in METHOD_NAMES:
-            raise QunlearnError(f"unlearning.methods: unknown method {method!r}", f"valid methods: {METHOD_NAMES}")
     if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
         raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",
                             "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")
@@ -62,9 +71,6 @@ def check_config(config: dict) -> None:
     for name, spec in config["corpora"].items():
         if "embedded" in spec:
             continue
-        missing = [key for key in REAL_MODEL_KEYS if key not in spec]
-        if missing:
-            raise QunlearnError(f"corpora.{name}: a real corpus needs {missing}", "give local paths to the MUSE data, models and tokenizer (see presets/muse-news.yaml)")
         for key in REAL_MODEL_KEYS:
             if not Path(spec[key]).exists():
                 raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import load_state
 from .quantization import load_dequantized
 
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
@@ -19,23 +18,23 @@ def quantized_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             if name.startswith("model.layers.") and name.endswith(".weight") and w.ndim == 2}
 
 
-def quantization_steps(quantized_dir: str | Path) -> dict[str, torch.Tensor]:
-    """Each quantized weight's step (its group's scale), from a compressed-tensors checkpoint."""
+def quantization_steps(dequantized: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each quantized weight's step (its group's scale), from the state dict of a dequantized
+    compressed-tensors model (which keeps each weight's `weight_scale`)."""
     return {name.removesuffix(SCALE_SUFFIX) + ".weight": scale.float()
-            for name, scale in load_state(quantized_dir).items() if name.endswith(SCALE_SUFFIX)}
+            for name, scale in dequantized.items() if name.endswith(SCALE_SUFFIX)}
 
 
 def compare(target: dict, unlearned: dict, target_quantized: dict, unlearned_quantized: dict,
             target_steps: dict | None) -> dict:
     """Per layer type (q_proj, down_proj, ...) and overall: the fraction of weights unlearning moved, the
     fraction whose quantized value equals the target's, and, given the target's steps, the fraction of
-    weights that moved by less than each of STEP_THRESHOLDS steps."""
+    weights that moved by less than each of STEP_THRESHOLDS steps. Every dict holds `quantized_weights`."""
     counts = defaultdict(lambda: torch.zeros(3 + len(STEP_THRESHOLDS), dtype=torch.float64))
     thresholds = torch.tensor(STEP_THRESHOLDS)
-    unlearned = quantized_weights(unlearned)
-    for name, w_target in quantized_weights(target).items():
+    for name, w_target in target.items():
         w_unlearned = unlearned[name]
-        same = target_quantized[name].float() == unlearned_quantized[name].float()
+        same = target_quantized[name] == unlearned_quantized[name]
         row = [w_target.numel(), (w_target != w_unlearned).sum().item(), same.sum().item()]
         if target_steps is not None:
             steps = target_steps[name].repeat_interleave(w_target.shape[1] // target_steps[name].shape[1], dim=1)
@@ -58,12 +57,12 @@ def _fractions(c: torch.Tensor) -> dict:
 
 
 def measure(target: dict, unlearned: dict, target_quantized_dir, unlearned_quantized_dir, quantizer: str) -> dict:
-    """The comparison for one unlearned model (full-precision state dicts) under one saved format. AWQ rescales
-    each model's input channels by its own activation statistics before rounding, so its stored codes live in
-    per-model bases: for AWQ only the stored quantized values are compared, and step units are left out."""
-    def dequantized(path):
-        return quantized_weights(load_dequantized(path).state_dict())
-
-    steps = None if quantizer == "awq" else quantization_steps(target_quantized_dir)
-    result = compare(target, unlearned, dequantized(target_quantized_dir), dequantized(unlearned_quantized_dir), steps)
+    """The comparison for one unlearned model under one saved format; `target` and `unlearned` hold the
+    `quantized_weights` of the full-precision models. AWQ rescales each model's input channels by its own
+    activation statistics before rounding, so its stored codes live in per-model bases: for AWQ only the stored
+    quantized values are compared, and step units are left out."""
+    target_dequantized = load_dequantized(target_quantized_dir).state_dict()
+    unlearned_dequantized = quantized_weights(load_dequantized(unlearned_quantized_dir).state_dict())
+    steps = None if quantizer == "awq" else quantization_steps(target_dequantized)
+    result = compare(target, unlearned, quantized_weights(target_dequantized), unlearned_dequantized, steps)
     return {"quantizer": quantizer, "step_units": steps is not None, **result}

@@ -7,7 +7,7 @@ the full 128 (VerbMem) or 32 (KnowMem) new tokens, then cut as MUSE cuts it; eac
 import torch
 from tqdm import tqdm
 
-from .evaluation import KNOWMEM_NEW_TOKENS, VERBMEM_NEW_TOKENS, _encode, icl_examples, verbmem_references
+from .evaluation import KNOWMEM_NEW_TOKENS, KNOWMEM_SPLITS, VERBMEM_NEW_TOKENS, _encode, icl_examples, verbmem_references
 from .metrics import cut_answer, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
 from .muse import MuseCorpus
 
@@ -31,13 +31,13 @@ def reference_evaluate(model, tokenizer, corpus: MuseCorpus, mink_k: float) -> d
     verbmem_outputs = [_continue(model, tokenizer, p, VERBMEM_NEW_TOKENS) for p, _ in tqdm(corpus.verbmem, desc="verbmem")]
     references = verbmem_references(tokenizer, corpus)
     result = {"verbmem_f": mean_rouge_l(verbmem_outputs, references), "outputs": {"verbmem_f": verbmem_outputs}}
-    for split in ("forget", "retain"):
+    for metric, split in KNOWMEM_SPLITS.items():
         icl = icl_examples(corpus, split)
         questions = corpus.knowmem[f"{split}_qa"]
         answers = [cut_answer(_continue(model, tokenizer, knowmem_prompt(icl, qa.question), KNOWMEM_NEW_TOKENS))
                    for qa in tqdm(questions, desc=f"knowmem-{split}")]
-        result[f"knowmem_{split[0]}"] = mean_rouge_l(answers, [qa.answer for qa in questions])
-        result["outputs"][f"knowmem_{split[0]}"] = answers
+        result[metric] = mean_rouge_l(answers, [qa.answer for qa in questions])
+        result["outputs"][metric] = answers
     max_len = model.config.max_position_embeddings
     mink = {
         split: mink_table([_token_logprobs(model, tokenizer, t, max_len) for t in corpus.privleak[split]])

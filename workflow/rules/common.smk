@@ -12,13 +12,14 @@ os.environ.update(
 
 from qunlearn.config import (
     check_config,
-    format_lr,
     group_size,
     method_lrs,
     precision_id,
     settings_hash,
+    split_unlearned_name,
+    unlearned_name,
 )
-from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS
+from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
 
 check_config(config)
 
@@ -27,7 +28,7 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
 UNLEARNED = [
-    f"{method}_lr{format_lr(lr)}"
+    unlearned_name(method, lr)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
 ]
@@ -91,7 +92,7 @@ def quantized_dir(wildcards):
 
 
 def unlearn_settings(unlearned):
-    method, lr = unlearned.rsplit("_lr", 1)
+    method, lr = split_unlearned_name(unlearned)
     keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "dtype", "loss_variant")
     return {
         "method": method,
@@ -105,7 +106,7 @@ def sure_settings(unlearned):
     sure = config["unlearning"]["sure"]
     return (
         {"gamma": sure["gamma"], "mask": sure["mask"]}
-        if unlearned.rsplit("_lr", 1)[0].endswith("_sure")
+        if parse_method(split_unlearned_name(unlearned)[0])[1]
         else None
     )
 
@@ -154,7 +155,7 @@ def quantize_settings(precision):
 
 def summary_row(corpus, model, precision):
     """The summary's key columns for one metrics file."""
-    method, lr = model.rsplit("_lr", 1) if model in UNLEARNED else ("", "")
+    method, lr = split_unlearned_name(model) if model in UNLEARNED else ("", "")
     fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
     saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
     group = group_size(fmt, config["quantization"]) if saved else ""

@@ -19,10 +19,7 @@ rule unlearn:
     params:
         settings=lambda wc: unlearn_settings(wc.unlearned),
         sure=lambda wc: sure_settings(wc.unlearned),
-        epoch_splits=[
-            {"knowmem_f": "forget", "knowmem_r": "retain"}[m]
-            for m in config["unlearning"]["epoch_metrics"]
-        ],
+        epoch_metrics=config["unlearning"]["epoch_metrics"],
         eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
         checkpoint=config["unlearning"]["checkpoint"],
         seed=config["seed"],

@@ -1,7 +1,7 @@
 from functools import partial
 
 from qunlearn.checkpoints import load_model, load_tokenizer, save_model
-from qunlearn.evaluation import knowmem_by_split
+from qunlearn.evaluation import knowmem_metrics
 from qunlearn.io import write_json
 from qunlearn.muse import load_corpus
 from qunlearn.unlearning import SureSettings, UnlearnSettings, forgets_like_retrain, unlearn
@@ -14,12 +14,12 @@ settings = UnlearnSettings(**p.settings, sure=sure, seed=p.seed)
 corpus = load_corpus(snakemake.input.corpus)
 tokenizer = load_tokenizer(snakemake.input.tokenizer)
 model = load_model(snakemake.input.target, settings.dtype)
-epoch_metrics = partial(knowmem_by_split, tokenizer=tokenizer, corpus=corpus, splits=p.epoch_splits,
-                        batch_size=p.eval_batch_size) if p.epoch_splits else None
+epoch_metrics = partial(knowmem_metrics, tokenizer=tokenizer, corpus=corpus, metrics=p.epoch_metrics,
+                        batch_size=p.eval_batch_size) if p.epoch_metrics else None
 stop, threshold = None, {}
 if p.checkpoint == "muse":  # the retrain model's KnowMem-forget, measured as the epochs' own
     retrain = load_model(snakemake.input.retrain, settings.dtype)
-    threshold = knowmem_by_split(retrain, tokenizer, corpus, ["forget"], p.eval_batch_size)
+    threshold = knowmem_metrics(retrain, tokenizer, corpus, ["knowmem_f"], p.eval_batch_size)
     stop = forgets_like_retrain(threshold["knowmem_f"])
     del retrain
 record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, epoch_metrics, stop)
