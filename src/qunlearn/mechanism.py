@@ -56,7 +56,8 @@ def _fractions(c: torch.Tensor) -> dict:
     return result
 
 
-def measure(target: dict, unlearned: dict, target_quantized_dir, unlearned_quantized_dir, quantizer: str) -> dict:
+def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unlearned_quantized_dir: str | Path,
+            quantizer: str) -> dict:
     """The comparison for one unlearned model under one saved format; `target` and `unlearned` hold the
     `quantized_weights` of the full-precision models. AWQ rescales each model's input channels by its own
     activation statistics before rounding, so its stored codes live in per-model bases: for AWQ only the stored
