@@ -12,7 +12,14 @@ import yaml
 from qunlearn.workflow import job_counts
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "presets/ci.yaml")]
+
+
+def snakemake_with(config: Path) -> list[str]:
+    """The workflow's command line with a config file (which replaces config.yaml)."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
+
+
+SNAKEMAKE = snakemake_with(REPO / "presets/ci.yaml")
 COLUMNS = ["corpus", "model", "method", "lr", "quantizer", "bits", "verbmem_f", "knowmem_f", "knowmem_r", "privleak"]
 
 
@@ -71,7 +78,7 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
     }
     config = tmp_path / "local.yaml"
     config.write_text(yaml.safe_dump(preset))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
+    command = snakemake_with(config)
     dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(tmp_path)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert set(job_counts(dry.stdout)) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "tables", "plots",
@@ -86,7 +93,7 @@ def _dry_run_after(ci_run, tmp_path, change) -> dict[str, int]:
     change(preset)
     config = tmp_path / "changed.yaml"
     config.write_text(yaml.safe_dump(preset, sort_keys=True))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
+    command = snakemake_with(config)
     dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(workdir)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     return job_counts(dry.stdout)
@@ -131,8 +138,7 @@ def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp
     config = tmp_path / "ci-temp.yaml"
     config.write_text(yaml.safe_dump(preset))
     workdir = tmp_path / "run"
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config),
-               "--cores", "2", "--directory", str(workdir)]
+    command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4.log"
     while not unlearn_log.exists() and run.poll() is None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path
-from .summary import FORGET_METRICS
+from .summary import FORGET_METRICS, unlearned_rows
 from .tables import precision_label
 
 
@@ -52,9 +52,9 @@ def forget_vs_utility(summary: pd.DataFrame, path: str | Path) -> None:
 
 def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
     """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision."""
-    rows = summary[summary["method"].fillna("") != ""]
-    tidy = _tidy(rows).melt(id_vars=["corpus", "method", "precision"], value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
-                            var_name="metric", value_name="recovery ratio")
+    tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "method", "precision"],
+                                               value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
+                                               var_name="metric", value_name="recovery ratio")
     grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="method", col="metric", kind="bar", height=3.2,
                        aspect=1.5)
     grid.tick_params(axis="x", rotation=45)

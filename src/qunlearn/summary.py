@@ -35,6 +35,11 @@ def summarize(metric_files: list[str], rows: list[dict], record_files: list[str]
     return add_mechanism(add_recovery_ratios(table), mechanism)
 
 
+def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The unlearned models' rows: target and retrain have no method (empty, or NaN once read from CSV)."""
+    return table[table["method"].fillna("") != ""]
+
+
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
     """Columns from the mechanism JSON (all decoder-layer Linear weights): `moved`, the fraction of weights
     that unlearning moved; `same_code`, the fraction whose quantized value equals the target's; and

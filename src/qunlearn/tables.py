@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from .summary import FORGET_METRICS, headline
+from .summary import FORGET_METRICS, headline, unlearned_rows
 
 LABELS = {"verbmem_f": r"VerbMem-f $\downarrow$", "knowmem_f": r"KnowMem-f $\downarrow$",
           "privleak": r"PrivLeak $\rightarrow 0$", "knowmem_r": r"KnowMem-r $\uparrow$",
@@ -57,7 +57,7 @@ def main_table(summary: pd.DataFrame) -> str:
 
 def recovery_table(summary: pd.DataFrame) -> str:
     """Recovery ratios metric(unlearned, p) / metric(target, p) per method × precision, and the headline means."""
-    labelled = _labelled(summary[summary["method"].notna() & (summary["method"] != "")])
+    labelled = _labelled(unlearned_rows(summary))
     ratios = [f"{m}_ratio" for m in FORGET_METRICS]
     wide = _wide(labelled, ratios)
     per_method = wide.style.format("{:.2f}", na_rep="--").to_latex(hrules=True, multicol_align="c",

@@ -46,6 +46,13 @@ EVALUATIONS = [
     for model in MODELS
     for precision in (["full"] if model == "retrain" else PRECISIONS)
 ]
+# The mechanism: every unlearned model under every saved format.
+MEASUREMENTS = [
+    (corpus, model, precision)
+    for corpus in CORPORA
+    for model in UNLEARNED
+    for precision in SAVED_PRECISIONS
+]
 
 
 wildcard_constraints:

@@ -11,9 +11,7 @@ rule summarize:
         ],
         mechanism=[
             f"results/mechanism/{corpus}/{model}/{precision}.json"
-            for corpus in CORPORA
-            for model in UNLEARNED
-            for precision in SAVED_PRECISIONS
+            for corpus, model, precision in MEASUREMENTS
         ],
     output:
         csv=report(
@@ -45,9 +43,7 @@ rule summarize:
         ],
         mechanism_rows=[
             summary_row(corpus, model, precision)
-            for corpus in CORPORA
-            for model in UNLEARNED
-            for precision in SAVED_PRECISIONS
+            for corpus, model, precision in MEASUREMENTS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
     script:
