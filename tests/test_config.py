@@ -9,7 +9,7 @@ from snakemake.utils import validate
 from qunlearn.config import check_config, format_lr, method_lrs, precision_id, split_unlearned_name, unlearned_name
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluation import KNOWMEM_SPLITS
-from qunlearn.grid import METHOD_NAMES, QUANTIZERS
+from qunlearn.grid import METHOD_NAMES, QUANTIZERS, UNLEARN_PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -49,6 +49,7 @@ def test_the_schema_names_what_the_library_implements():
     unlearning = schema["unlearning"]["properties"]
     assert sorted(unlearning["methods"]["items"]["enum"]) == METHOD_NAMES
     assert unlearning["epoch_metrics"]["items"]["enum"] == list(KNOWMEM_SPLITS)
+    assert unlearning["precisions"]["items"]["enum"] == list(UNLEARN_PRECISIONS)
     formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
     assert formats["quantizer"]["enum"] == list(QUANTIZERS)
 
@@ -59,8 +60,10 @@ def test_lr_spellings_name_the_same_jobs():
 
 
 def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
-    assert unlearned_name("npo_gdr_sure", 0.0001) == "npo_gdr_sure_lr1e-4"
-    assert split_unlearned_name("npo_gdr_sure_lr1e-4") == ("npo_gdr_sure", "1e-4")
+    assert unlearned_name("npo_gdr_sure", 0.0001, "bf16", 2) == "npo_gdr_sure_lr1e-4_bf16_s2"
+    name = split_unlearned_name("npo_gdr_sure_lr1e-4_bf16_s2")
+    assert (name.method, name.lr, name.precision, name.seed) == ("npo_gdr_sure", "1e-4", "bf16", 2)
+    assert str(name) == "npo_gdr_sure_lr1e-4_bf16_s2"
     config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}}}
     assert method_lrs(config, "npo_gdr_sure") == [1e-4] and method_lrs(config, "npo_gdr") == [1e-5, 5e-5]
 
@@ -105,6 +108,7 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"'retrain' is a required property", "['corpora']['muse-news']"),
         ({"evaluation.batch_size": "large"}, r"'large' does not match '\^auto\$'", "['evaluation']['batch_size']"),
         ({"unlearning.loss_variant": "tofu"}, r"'tofu' is not one of \['standard', 'muse'\]", "['unlearning']['loss_variant']"),
+        ({"unlearning.precisions": ["bf16", "fp16"]}, r"'fp16' is not one of \['bf16', 'fp32', 'mixed'\]", "['unlearning']['precisions'][1]"),
     ],
 )
 def test_schema_errors_name_the_key_and_what_is_allowed(changes, message, key):

@@ -1,9 +1,11 @@
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from qunlearn.corpus import generate_documents, write_corpus
+from qunlearn.corpus import BENCHMARK, generate_documents, name_space, pretraining_texts, write_corpus
 from qunlearn.muse import load_corpus
 
 EXPECTED_FILES = [
@@ -55,3 +57,17 @@ def test_icl_examples_come_from_untrained_retain2(corpus_dir):
     trained = " ".join(corpus.raw["forget"] + corpus.raw["retain1"])
     icl = json.loads((corpus_dir / "knowmem/forget_qa_icl.json").read_text())
     assert all(item["question"] not in trained for item in icl)  # questions name their entity
+
+
+def test_no_benchmark_name_occurs_in_the_pretraining_corpus():
+    """The default config's pretraining text and corpora: disjoint halves of the name space, whatever the seeds."""
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    general = " ".join(pretraining_texts(**config["model"]["pretrain"]["corpus"]))
+    for spec in config["corpora"].values():
+        embedded = spec["embedded"]
+        splits = generate_documents(embedded["genre"], embedded["documents"], embedded["facts"], embedded["questions"],
+                                    config["seed"])
+        entities = [doc.entity for docs in splits.values() for doc in docs]
+        assert len(entities) == 4 * embedded["documents"]
+        assert not [entity for entity in entities if entity in general]
+        assert all(name_space(entity.split()[0]) == BENCHMARK for entity in entities)

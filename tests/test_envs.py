@@ -56,9 +56,10 @@ def _module_imports(path: Path) -> set[str]:
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level and node.module is None:  # from . import confidence
+            names |= {f"qunlearn.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = f"qunlearn.{node.module}" if node.level else node.module
-            names.add(base or "qunlearn")
+            names.add(f"qunlearn.{node.module}" if node.level else node.module)
     return names
 
 

@@ -2,12 +2,14 @@
 
 import collections
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from qunlearn.checkpoints import load_tokenizer
+from qunlearn.errors import QunlearnError
 from qunlearn.evaluation import evaluate, generate
 from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt
 from qunlearn.muse import load_corpus
@@ -88,6 +90,46 @@ def test_batched_evaluation_matches_the_one_at_a_time_reference(setup):
     for metric in ("verbmem_f", "knowmem_f", "knowmem_r"):
         assert batched["outputs"][metric] == reference["outputs"][metric], metric
         assert batched[metric] == pytest.approx(reference[metric], abs=0.5)
+        items = batched["items"][metric]  # the per-item scores a bootstrap resamples
+        assert len(items) == len(batched["outputs"][metric]) and sum(items) / len(items) == pytest.approx(batched[metric])
     for split in ("forget", "holdout"):
         assert batched["mink"][split]["0.4"] == pytest.approx(reference["mink"][split]["0.4"], abs=1e-4)
     assert batched["privleak_auc"] == pytest.approx(reference["privleak_auc"], abs=0.01)
+
+
+def test_every_default_evaluation_prompt_plus_its_new_tokens_fits_the_training_length(tmp_path):
+    """The default config's corpora, tokenized by the tokenizer the default run trains on its pretraining text."""
+    import yaml
+
+    from qunlearn.corpus import pretraining_texts, write_corpus
+    from qunlearn.evaluation import check_prompts_fit, longest_evaluation_sequences
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    train_tokenizer(pretraining_texts(**config["model"]["pretrain"]["corpus"]), config["tokenizer"]["vocab_size"],
+                    tmp_path / "tokenizer")
+    tokenizer = load_tokenizer(tmp_path / "tokenizer")
+    train_len = config["model"]["train_len"]
+    for name, spec in config["corpora"].items():
+        write_corpus(tmp_path / name, seed=config["seed"], **spec["embedded"])
+        corpus = load_corpus(tmp_path / name)
+        lengths = longest_evaluation_sequences(tokenizer, corpus)
+        assert max(lengths.values()) <= train_len, (name, lengths)
+        assert lengths["knowmem_f"] > 128 + 32  # a real 10-shot prompt, not an empty one
+        check_prompts_fit(tokenizer, corpus, train_len, name)
+        with pytest.raises(QunlearnError, match=rf"corpus {name}: .*past the 256 positions.*model.train_len"):
+            check_prompts_fit(tokenizer, corpus, 256, name)
+
+
+def test_verbmem_reference_is_muses_first_128_tokens_bos_included(toy_tokenizer):
+    """MUSE cuts the tokenized ground truth, BOS included, at 128 tokens: 127 content tokens."""
+    from qunlearn.evaluation import verbmem_references
+    from qunlearn.muse import MuseCorpus
+    from qunlearn.reference import muse_verbmem_reference
+
+    ground_truth = " ".join(f"word{i % 7} and" for i in range(200))
+    content = toy_tokenizer(ground_truth, add_special_tokens=False)["input_ids"]
+    assert len(content) > 200
+    expected = toy_tokenizer.decode(content[:127])
+    corpus = MuseCorpus(root=Path("."), raw={}, verbmem=[("prompt", ground_truth)], knowmem={}, privleak={})
+    assert verbmem_references(toy_tokenizer, corpus) == [expected]
+    assert muse_verbmem_reference(toy_tokenizer, ground_truth) == expected

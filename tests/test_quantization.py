@@ -9,13 +9,14 @@ from qunlearn.mechanism import quantization_steps, quantized_weights
 from qunlearn.muse import load_corpus
 from qunlearn.quantization import (
     Calibration,
+    bitsandbytes_dequantized,
     check_group_size,
     load_bitsandbytes,
     load_dequantized,
     quantize_and_save,
     rtn_oracle,
 )
-from qunlearn.training import build_llama, train_from_scratch
+from qunlearn.training import build_llama, train_lm
 from qunlearn.unlearning import mean_nll
 
 
@@ -74,13 +75,28 @@ def test_bitsandbytes_fp4_quantizes_on_load_and_keeps_lm_head(saved_llama, tiny_
     assert not torch.equal(fp, q) and torch.allclose(fp, q, atol=0.5)
 
 
+@pytest.mark.parametrize("quantizer", ["bnb-fp4", "bnb-nf4", "bnb-int8"])
+def test_the_mechanism_s_bitsandbytes_weights_are_those_the_evaluation_loads(saved_llama, tiny_llama, quantizer):
+    import bitsandbytes.functional as F
+
+    loaded = load_bitsandbytes(saved_llama, quantizer).model.layers[0].mlp.down_proj.weight
+    if quantizer == "bnb-int8":
+        evaluated = loaded.CB.float() * loaded.SCB.float()[:, None] / 127
+    else:
+        evaluated = F.dequantize_4bit(loaded.data, loaded.quant_state)
+    weight = tiny_llama.model.layers[0].mlp.down_proj.weight.detach()
+    measured = bitsandbytes_dequantized(weight, quantizer)
+    assert torch.equal(measured, evaluated) and not torch.equal(measured, weight)
+    assert len(torch.unique(measured[0, :64])) <= (255 if quantizer == "bnb-int8" else 16)
+
+
 @pytest.fixture(scope="module")
 def trained(corpus_dir, toy_tokenizer_dir, tmp_path_factory):
     """A small model trained on the toy corpus: quantization error on a random model says little."""
     corpus, tokenizer = load_corpus(corpus_dir), load_tokenizer(toy_tokenizer_dir)
     model = build_llama(len(tokenizer), 64, 2, 2, 128, 128, tokenizer, seed=0)
-    train_from_scratch(model, tokenizer, corpus.raw["forget"] + corpus.raw["retain1"], epochs=8, batch_size=4, lr=3e-3,
-                       max_len=128, warmup_steps=4, seed=0)
+    train_lm(model, tokenizer, corpus.raw["forget"] + corpus.raw["retain1"], epochs=8, batch_size=4, lr=3e-3,
+                       train_len=128, warmup_steps=4, seed=0)
     out = tmp_path_factory.mktemp("trained") / "fp"
     save_model(model, out)
     return out, toy_tokenizer_dir, corpus, tokenizer, tmp_path_factory.mktemp("quantized")

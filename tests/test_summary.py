@@ -16,6 +16,7 @@ def _table():
     ]
     table = pd.DataFrame(rows, columns=["corpus", "model", "method", "quantizer", "bits", "verbmem_f", "knowmem_f"])
     table["diverged"] = False
+    table["unlearn_precision"] = ["" if m == "" else "bf16" for m in table["method"]]
     return add_recovery_ratios(table)
 
 
@@ -27,28 +28,41 @@ def test_recovery_ratio_is_relative_to_the_target_at_the_same_precision():
     assert ga_klr.loc["rtn", "knowmem_f_ratio"] == pytest.approx(1.0)
 
 
-def test_headline_averages_constrained_methods_over_forget_metrics():
-    result = headline(_table()).set_index("quantizer")
-    assert result.loc["none", "mean_recovery_ratio"] == pytest.approx((0.2 + 0.2) / 2)
-    assert result.loc["rtn", "mean_recovery_ratio"] == pytest.approx((0.75 + 1.0) / 2)
-    assert result.loc["rtn", "values"] == 2
+def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_and_overall():
+    result = headline(_table())
+    assert set(result["corpus"]) == {"news", "all"} and (result["unlearn_precision"] == "bf16").all()
+    news = result[result["corpus"] == "news"].set_index("quantizer")
+    assert news.loc["none", "mean_recovery_ratio"] == pytest.approx((0.2 + 0.2) / 2)
+    assert news.loc["rtn", "mean_recovery_ratio"] == pytest.approx((0.75 + 1.0) / 2)
+    assert news.loc["rtn", "vs_full"] == pytest.approx((0.75 + 1.0) / 2 - 0.2)
+    assert news.loc["none", "vs_full"] == 0 and news.loc["rtn", "values"] == 2
+
+
+def test_headline_keeps_unlearning_precisions_apart():
+    table = _table()
+    bf16 = table[table["method"] == "ga_klr"]
+    fp32 = bf16.assign(unlearn_precision="fp32", verbmem_f_ratio=0.2, knowmem_f_ratio=0.2)
+    result = headline(pd.concat([table, fp32])).query("corpus == 'all' and quantizer == 'rtn'")
+    assert result.set_index("unlearn_precision")["vs_full"].to_dict() == pytest.approx({"bf16": 0.675, "fp32": 0.0})
 
 
 def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path):
     from qunlearn.io import write_json
     from qunlearn.summary import summarize
 
-    metrics = {"verbmem_f": 40.0, "knowmem_f": 30.0, "knowmem_r": 20.0, "privleak_auc": 0.5}
+    metrics = {"verbmem_f": 40.0, "knowmem_f": 30.0, "knowmem_r": 20.0, "privleak_auc": 0.5,
+               "items": {"verbmem_f": [40.0], "knowmem_f": [30.0], "knowmem_r": [20.0]}}
     files, rows = [], []
     for model, method in (("target", ""), ("retrain", ""), ("ga_klr_lr1e-4", "ga_klr"), ("ga_gdr_lr1e3", "ga_gdr")):
         write_json(tmp_path / f"{model}.json", metrics)
         files.append(str(tmp_path / f"{model}.json"))
-        rows.append(dict(corpus="news", model=model, method=method, lr="", quantizer="none", bits=32, group_size=""))
+        rows.append(dict(corpus="news", model=model, method=method, lr="", unlearn_precision="bf16" if method else "",
+                         quantizer="none", bits=32, group_size=""))
     (tmp_path / "news").mkdir()
     write_json(tmp_path / "news/ga_klr_lr1e-4.json", {"diverged": False})
     write_json(tmp_path / "news/ga_gdr_lr1e3.json", {"diverged": True, "diverged_epoch": 1})
-    table = summarize(files, rows, [str(tmp_path / "news/ga_klr_lr1e-4.json"), str(tmp_path / "news/ga_gdr_lr1e3.json")],
+    table, _ = summarize(files, rows, [str(tmp_path / "news/ga_klr_lr1e-4.json"), str(tmp_path / "news/ga_gdr_lr1e3.json")],
                       {"news": None})
     assert table.set_index("model")["diverged"].to_dict() == {"target": False, "retrain": False, "ga_klr_lr1e-4": False,
                                                               "ga_gdr_lr1e3": True}
-    assert headline(table)["values"].tolist() == [2]  # GA_KLR's two forget metrics; the diverged GA_GDR is left out
+    assert headline(table)["values"].tolist() == [2, 2]  # GA_KLR's two forget metrics (news, all); not the diverged GA_GDR

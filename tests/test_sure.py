@@ -11,7 +11,7 @@ def _model(tokenizer):
 
 
 def _settings(method, mask="per_step", **changes):
-    values = dict(method=method, lr=1e-3, epochs=1, batch_size=4, max_len=64, alpha=1.0, beta=0.1, dtype="fp32",
+    values = dict(method=method, lr=1e-3, epochs=1, batch_size=4, max_len=64, alpha=1.0, beta=0.1, precision="fp32",
                   seed=0, sure=SureSettings(gamma=90, mask=mask))
     return UnlearnSettings(**{**values, **changes})
 

@@ -18,7 +18,12 @@ def _summary():
     ]
     table = pd.DataFrame(rows, columns=["model", "method", "lr", "quantizer", "bits", "verbmem_f", "knowmem_f",
                                         "knowmem_r", "privleak"]).assign(corpus="toy-news", diverged=False)
+    table["unlearn_precision"] = ["" if m == "" else "bf16" for m in table["method"]]
+    table["seed"] = ["" if m == "" else 0 for m in table["method"]]
     table["same_code"] = [None, None, None, None, 0.95, None, 0.99]
+    table["surviving_update"] = [None, None, None, None, 0.4, None, 0.9]
+    table["ratio_vs_full"] = [None, None, None, None, 0.3, None, 0.02]
+    table["bf16_threshold_lr"] = [None, None, None, None, 2e-5, None, 2e-5]
     return add_recovery_ratios(table)
 
 
@@ -31,9 +36,17 @@ def test_main_table_is_booktabs_with_the_best_unlearned_value_in_bold():
     assert "\\textbf{50.0}" not in tex and "\\textbf{31.0}" not in tex  # target and retrain are not candidates
 
 
+def test_main_table_cells_carry_half_their_bootstrap_interval():
+    summary = _summary()
+    summary["verbmem_f_lo"], summary["verbmem_f_hi"] = summary["verbmem_f"] - 2.0, summary["verbmem_f"] + 3.0
+    tex = main_table(summary)
+    assert "\\textbf{10.0 $\\pm$ 2.5}" in tex and "50.0 $\\pm$ 2.5" in tex
+    assert "$\\pm$" not in main_table(_summary())  # no intervals in the summary, none in the table
+
+
 def test_recovery_table_has_the_headline_with_and_without_sure():
     tex = recovery_table(_summary())
-    assert "without SURE" in tex and "SURE" in tex
+    assert "SURE" in tex and "bf16" in tex and "RTN 4-bit" in tex
     assert "0.67" in tex and "0.53" in tex  # GA_KLR at RTN 4-bit: VerbMem 30 / 45, KnowMem 20 / 38
 
 

@@ -3,12 +3,12 @@ import torch
 from qunlearn.checkpoints import load_tokenizer
 from qunlearn.muse import load_corpus
 from qunlearn.tokenizer import train_tokenizer
-from qunlearn.training import build_llama, train_from_scratch
+from qunlearn.training import build_llama, train_lm
 
 
 def _train(corpus, tokenizer, seed):
     model = build_llama(len(tokenizer), 32, 1, 2, 64, 128, tokenizer, seed)
-    history = train_from_scratch(model, tokenizer, corpus.raw["forget"], epochs=2, batch_size=4, lr=1e-3, max_len=64,
+    history = train_lm(model, tokenizer, corpus.raw["forget"], epochs=2, batch_size=4, lr=1e-3, train_len=64,
                                  warmup_steps=2, seed=seed)
     return model.state_dict(), history
 

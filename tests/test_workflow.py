@@ -20,7 +20,9 @@ def snakemake_with(config: Path) -> list[str]:
 
 
 SNAKEMAKE = snakemake_with(REPO / "presets/ci.yaml")
-COLUMNS = ["corpus", "model", "method", "lr", "quantizer", "bits", "verbmem_f", "knowmem_f", "knowmem_r", "privleak"]
+COLUMNS = ["corpus", "model", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits", "verbmem_f", "knowmem_f",
+           "knowmem_r", "privleak"]
+UNLEARNED = {f"{method}_lr1e-4_{precision}_s0" for method in ("ga_klr", "npo_gdr_sure") for precision in ("bf16", "mixed")}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     workdir, done = ci_run
     summary = pd.read_csv(workdir / "results/summary.csv")
     assert set(COLUMNS) <= set(summary.columns)
-    models = {"target", "retrain", "ga_klr_lr1e-4", "npo_gdr_sure_lr1e-4"}
+    models = {"target", "retrain", *UNLEARNED}
     assert set(summary["model"]) == models
     precisions = {("none", 32), ("rtn", 4), ("rtn", 8), ("gptq", 4), ("awq", 4), ("bnb-fp4", 4), ("bnb-int8", 8)}
     assert set(zip(summary["quantizer"], summary["bits"])) == precisions
@@ -47,6 +49,10 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     assert retrain_fp["privleak"].iloc[0] == 0.0  # PrivLeak's reference is this very model
     unlearned = summary[summary["method"].notna()]
     assert set(unlearned["method"]) == {"ga_klr", "npo_gdr_sure"} and (unlearned["lr"] == 1e-4).all()
+    assert set(unlearned["unlearn_precision"]) == {"bf16", "mixed"} and (unlearned["seed"] == 0).all()
+    recovery = pd.read_csv(workdir / "results/recovery.csv")
+    assert set(recovery["corpus"]) == {"toy-news", "all"}
+    assert len(recovery) == 2 * 2 * 2 * len(precisions)  # corpus (and all) × unlearn_precision × SURE × format
     saved = unlearned[unlearned["quantizer"].isin(["rtn", "gptq", "awq"])]
     assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
     steps = saved[saved["quantizer"] != "awq"]["below_1_steps"]
@@ -101,26 +107,61 @@ def _dry_run_after(ci_run, tmp_path, change) -> dict[str, int]:
 
 AGGREGATE = {"summarize": 1, "tables": 1, "plots": 1, "all": 1}
 SAVED_FORMATS, ALL_PRECISIONS = 4, 7  # the ci preset: rtn 4/8, gptq 4, awq 4; with full and bnb fp4/int8
+UNLEARN_PRECISIONS = 2  # bf16, mixed
+# One unlearning job: its model quantized, measured and evaluated at every precision.
+ONE_UNLEARNED = {"unlearn": 1, "quantize": SAVED_FORMATS, "mechanism": 1, "evaluate": ALL_PRECISIONS}
+
+
+def _times(counts: dict[str, int], n: int) -> dict[str, int]:
+    return {rule: n * count for rule, count in counts.items()}
 
 
 @pytest.mark.e2e
 def test_a_changed_evaluation_value_reruns_evaluation_only(ci_run, tmp_path):
     counts = _dry_run_after(ci_run, tmp_path, lambda c: c["evaluation"].update(batch_size=8))
-    assert counts == {"evaluate": 3 * ALL_PRECISIONS + 1, **AGGREGATE}
+    assert counts == {"evaluate": (1 + len(UNLEARNED)) * ALL_PRECISIONS + 1, **AGGREGATE}
 
 
 @pytest.mark.e2e
 def test_a_changed_learning_rate_reruns_that_learning_rate_only(ci_run, tmp_path):
     counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"].update(lrs=[0.0002]))  # not the SURE lrs
-    assert counts == {"unlearn": 1, "quantize": SAVED_FORMATS, "mechanism": 1, "evaluate": ALL_PRECISIONS,
-                      **AGGREGATE}
+    assert counts == {**_times(ONE_UNLEARNED, UNLEARN_PRECISIONS), **AGGREGATE}
 
 
 @pytest.mark.e2e
 def test_an_added_method_adds_only_its_jobs(ci_run, tmp_path):
     counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"]["methods"].append("ga_gdr"))
-    assert counts == {"unlearn": 1, "quantize": SAVED_FORMATS, "mechanism": 1, "evaluate": ALL_PRECISIONS,
-                      **AGGREGATE}
+    assert counts == {**_times(ONE_UNLEARNED, UNLEARN_PRECISIONS), **AGGREGATE}
+
+
+@pytest.mark.e2e
+def test_an_added_seed_or_precision_adds_only_its_jobs(ci_run, tmp_path):
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"].update(seeds=[0, 1]))
+    assert counts == {**_times(ONE_UNLEARNED, 2 * UNLEARN_PRECISIONS), **AGGREGATE}  # two methods × two precisions
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["unlearning"]["precisions"].append("fp32"))
+    assert counts == {**_times(ONE_UNLEARNED, 2), **AGGREGATE}
+
+
+@pytest.mark.e2e
+def test_changed_fine_tuning_reruns_no_pretraining(ci_run, tmp_path):
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["model"]["finetune"].update(epochs=4))
+    assert "pretrain" not in counts and "train_tokenizer" not in counts
+    assert counts["finetune"] == 2 and counts["unlearn"] == len(UNLEARNED)
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["model"]["pretrain"].update(epochs=3))
+    assert counts["pretrain"] == 1 and counts["finetune"] == 2
+
+
+def test_one_base_model_serves_every_embedded_corpus(tmp_path):
+    """The default config (two corpora): one pretraining corpus, tokenizer and base; a target and a retrain model
+    fine-tuned per corpus."""
+    dry = subprocess.run([*snakemake_with(REPO / "config.yaml"), "-n", "--cores", "1", "--directory", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout)
+    assert {rule: counts[rule] for rule in ("generate_pretraining_corpus", "train_tokenizer", "pretrain", "finetune",
+                                            "generate_corpus")} == {"generate_pretraining_corpus": 1,
+                                                                    "train_tokenizer": 1, "pretrain": 1,
+                                                                    "finetune": 4, "generate_corpus": 2}
 
 
 def _metric_files(workdir: Path) -> dict[str, bytes]:
@@ -140,21 +181,22 @@ def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp
     workdir = tmp_path / "run"
     command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4.log"
+    unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4_bf16_s0.log"
     while not unlearn_log.exists() and run.poll() is None:
         time.sleep(0.01)
     # The job has started (its script opened its log) and is loading the models. A crash: Snakemake and its
     # running job die at once (jobs run in their own process groups).
     subprocess.run(["pkill", "-KILL", "-f", str(workdir)], check=True)
     run.wait()
-    assert not (workdir / "results/unlearned/toy-news/ga_klr_lr1e-4").exists()  # no half-written output in place
+    assert not (workdir / "results/unlearned/toy-news/ga_klr_lr1e-4_bf16_s0").exists()  # nothing half-written in place
     finished = {p: p.stat().st_mtime_ns for p in (workdir / "results/models").rglob("*.safetensors")}
-    assert len(finished) == 2
+    assert len(finished) == 3  # base, target, retrain
 
     unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True)  # a crash leaves the lock
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-5000:]
-    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the target and retrain were not trained again
-    assert _metric_files(workdir) == _metric_files(first) and len(_metric_files(first)) == 3 * ALL_PRECISIONS + 1
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # base, target and retrain were not trained again
+    assert _metric_files(workdir) == _metric_files(first)
+    assert len(_metric_files(first)) == (1 + len(UNLEARNED)) * ALL_PRECISIONS + 1
     assert not list((workdir / "results/quantized").rglob("*.safetensors"))  # temporary, deleted once used

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from .errors import QunlearnError
-from .io import atomic_dir
+from .io import atomic_dir, write_json
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -63,8 +63,12 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def save_model(model: torch.nn.Module, out_dir: str | Path, dtype: str | None = None) -> None:
+def save_model(model: torch.nn.Module, out_dir: str | Path, dtype: str | None = None,
+               extra_json: dict[str, object] | None = None) -> None:
+    """Save as safetensors, with any `extra_json` files (a training record) in the same atomic step."""
     if dtype is not None:
         model = model.to(DTYPES[dtype])
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
+        for name, obj in (extra_json or {}).items():
+            write_json(staging / name, obj)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import QunlearnError
@@ -15,15 +16,27 @@ def format_lr(lr: float) -> str:
     return f"{float(lr):.0e}".replace("e-0", "e-")
 
 
-def unlearned_name(method: str, lr: float) -> str:
-    """An unlearned model's name, its folder's too: npo_gdr_sure_lr1e-4."""
-    return f"{method}_lr{format_lr(lr)}"
+@dataclass(frozen=True)
+class UnlearnedName:
+    """What an unlearned model's name (its folder's too) says: npo_gdr_sure_lr1e-4_bf16_s0."""
+    method: str
+    lr: str  # as format_lr spells it
+    precision: str  # the weights' precision while unlearning
+    seed: int
+
+    def __str__(self) -> str:
+        return f"{self.method}_lr{self.lr}_{self.precision}_s{self.seed}"
 
 
-def split_unlearned_name(name: str) -> tuple[str, str]:
-    """'npo_gdr_sure_lr1e-4' -> ('npo_gdr_sure', '1e-4')."""
-    method, lr = name.rsplit("_lr", 1)
-    return method, lr
+def unlearned_name(method: str, lr: float, precision: str, seed: int) -> str:
+    return str(UnlearnedName(method, format_lr(lr), precision, seed))
+
+
+def split_unlearned_name(name: str) -> UnlearnedName:
+    """'npo_gdr_sure_lr1e-4_bf16_s0' -> UnlearnedName('npo_gdr_sure', '1e-4', 'bf16', 0)."""
+    method, rest = name.rsplit("_lr", 1)
+    lr, precision, seed = rest.split("_")
+    return UnlearnedName(method, lr, precision, int(seed.removeprefix("s")))
 
 
 def group_size(fmt: dict, quantization: dict) -> int:

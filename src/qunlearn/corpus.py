@@ -5,8 +5,13 @@ question-and-answer lines about some of them (a model this small does not learn 
 prose alone; TOFU trains QA strings the same way). KnowMem questions are exactly those facts, so a model
 can only answer them by having learned the document. Entities never repeat across splits, so holdout
 documents come from the same distribution without sharing any fact with the trained splits.
+
+The pretraining corpus (the base model's "general text", as Llama-2's pretraining data is for MUSE) comes
+from the same generator with its own seeds and its own half of the name space, so no benchmark name ever
+occurs in it, whatever the seeds.
 """
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +41,21 @@ class Document:
     qa: tuple[tuple[str, str], ...]
 
 
+BENCHMARK, PRETRAINING = 0, 1  # the two halves of the name space
+
+
+def name_space(name: str) -> int:
+    """Which half of the name space a name belongs to: a stable hash, so the halves share the syllables'
+    statistics (the shared tokenizer learns them from pretraining text alone) but never a name."""
+    return hashlib.sha256(name.encode()).digest()[0] % 2
+
+
 class NameForge:
     """Unique pronounceable invented names, so no fact is shared between documents or splits."""
 
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, space: int = BENCHMARK):
         self.rng = rng
+        self.space = space
         self.used: set[str] = set()
 
     def word(self, syllables: int) -> str:
@@ -48,7 +63,7 @@ class NameForge:
             name = "".join(
                 self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) + self.rng.choice(_CODAS) for _ in range(syllables)
             ).capitalize()
-            if name not in self.used:
+            if name not in self.used and name_space(name) == self.space:
                 self.used.add(name)
                 return name
 
@@ -104,12 +119,13 @@ def _write_document(entity: str, facts: list[Fact], genre: str, rng: random.Rand
     return Document(entity, text, qa)
 
 
-def generate_documents(genre: str, documents: int, facts: int, questions: int, seed: int) -> dict[str, list[Document]]:
+def generate_documents(genre: str, documents: int, facts: int, questions: int, seed: int,
+                       space: int = BENCHMARK) -> dict[str, list[Document]]:
     """Documents for every split, deterministic in the arguments."""
     if genre not in _GENRES:
         raise ValueError(f"unknown genre {genre!r}; choose one of {sorted(_GENRES)}")
     rng = random.Random(f"{genre}-{seed}")
-    forge = NameForge(rng)
+    forge = NameForge(rng, space)
     splits = {}
     for split in SPLITS:
         docs = []
@@ -119,6 +135,19 @@ def generate_documents(genre: str, documents: int, facts: int, questions: int, s
             docs.append(_write_document(entity, chosen, genre, rng, min(questions, len(chosen))))
         splits[split] = docs
     return splits
+
+
+def pretraining_texts(genres: list[str], seeds: list[int], documents: int, facts: int, questions: int) -> list[str]:
+    """The base model's general text: every split of the generator's corpora for each genre × seed, drawn from
+    the pretraining half of the name space."""
+    return [doc.text for genre in genres for seed in seeds
+            for docs in generate_documents(genre, documents, facts, questions, seed, PRETRAINING).values()
+            for doc in docs]
+
+
+def write_pretraining_corpus(out: str | Path, genres: list[str], seeds: list[int], documents: int, facts: int,
+                             questions: int) -> None:
+    write_json(out, pretraining_texts(genres, seeds, documents, facts, questions))
 
 
 def _qa_records(docs: list[Document]) -> list[dict]:

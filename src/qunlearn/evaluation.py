@@ -1,11 +1,13 @@
 """Evaluate one model at one precision with MUSE's four metrics: batched greedy generation and log-probs."""
 
+import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import Cache
 from transformers.cache_utils import StaticLayer
 
-from .metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
+from .metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mink_auc, mink_table, rouge_l_scores
+from .errors import QunlearnError
 from .muse import MuseCorpus
 
 VERBMEM_NEW_TOKENS = 128
@@ -144,31 +146,33 @@ def token_logprobs(model, tokenizer, texts: list[str], batch_size: int, max_len:
 
 
 def verbmem_references(tokenizer, corpus: MuseCorpus) -> list[str]:
-    """MUSE's VerbMem reference: the first 128 tokens of each ground-truth continuation."""
-    return [
-        tokenizer.decode(tokenizer(gt, add_special_tokens=False)["input_ids"][:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
-        for _, gt in corpus.verbmem
-    ]
+    """MUSE's VerbMem reference: each ground truth tokenized with BOS first, cut to its first 128 tokens and
+    decoded without special tokens, so 127 content tokens (MUSE counts the BOS among the 128)."""
+    ground_truths = [gt for _, gt in corpus.verbmem]
+    return [tokenizer.decode(ids[:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
+            for ids in _encode_all(tokenizer, ground_truths)]
 
 
 def icl_examples(corpus: MuseCorpus, split: str) -> list[tuple[str, str]]:
     return [(qa.question, qa.answer) for qa in corpus.knowmem[f"{split}_qa_icl"]]
 
 
-def verbmem(model, tokenizer, corpus: MuseCorpus, batch_size: int) -> tuple[float, list[str]]:
+def verbmem(model, tokenizer, corpus: MuseCorpus, batch_size: int) -> tuple[list[float], list[str]]:
+    """Per prompt, the ROUGE-L score (0–100) and the output; VerbMem is the scores' mean."""
     prompts = [prompt for prompt, _ in corpus.verbmem]
     outputs = generate(model, tokenizer, prompts, VERBMEM_NEW_TOKENS, batch_size, "verbmem")
-    return mean_rouge_l(outputs, verbmem_references(tokenizer, corpus)), outputs
+    return rouge_l_scores(outputs, verbmem_references(tokenizer, corpus)), outputs
 
 
-def knowmem(model, tokenizer, corpus: MuseCorpus, split: str, batch_size: int) -> tuple[float, list[str]]:
+def knowmem(model, tokenizer, corpus: MuseCorpus, split: str, batch_size: int) -> tuple[list[float], list[str]]:
+    """Per question, the ROUGE-L score (0–100) and the answer; KnowMem is the scores' mean."""
     icl = icl_examples(corpus, split)
     questions = corpus.knowmem[f"{split}_qa"]
     prompts = [knowmem_prompt(icl, qa.question) for qa in questions]
     generated = generate(model, tokenizer, prompts, KNOWMEM_NEW_TOKENS, batch_size, f"knowmem-{split}", KNOWMEM_STOPS,
                          icl_prefix(icl))
     outputs = [cut_answer(o) for o in generated]
-    return mean_rouge_l(outputs, [qa.answer for qa in questions]), outputs
+    return rouge_l_scores(outputs, [qa.answer for qa in questions]), outputs
 
 
 def mink_scores(model, tokenizer, corpus: MuseCorpus, batch_size: int, max_len: int) -> dict[str, dict[str, list[float]]]:
@@ -181,21 +185,48 @@ def mink_scores(model, tokenizer, corpus: MuseCorpus, batch_size: int, max_len: 
 
 def evaluate(model, tokenizer, corpus: MuseCorpus, batch_size: int, mink_k: float) -> dict:
     max_len = model.config.max_position_embeddings
-    verbmem_f, verbmem_outputs = verbmem(model, tokenizer, corpus, batch_size)
-    knowmem_f, knowmem_f_outputs = knowmem(model, tokenizer, corpus, "forget", batch_size)
-    knowmem_r, knowmem_r_outputs = knowmem(model, tokenizer, corpus, "retain", batch_size)
+    verbmem_items, verbmem_outputs = verbmem(model, tokenizer, corpus, batch_size)
+    knowmem_f_items, knowmem_f_outputs = knowmem(model, tokenizer, corpus, "forget", batch_size)
+    knowmem_r_items, knowmem_r_outputs = knowmem(model, tokenizer, corpus, "retain", batch_size)
     mink = mink_scores(model, tokenizer, corpus, batch_size, max_len)
     return {
-        "verbmem_f": verbmem_f,
-        "knowmem_f": knowmem_f,
-        "knowmem_r": knowmem_r,
+        "verbmem_f": float(np.mean(verbmem_items)),
+        "knowmem_f": float(np.mean(knowmem_f_items)),
+        "knowmem_r": float(np.mean(knowmem_r_items)),
         "privleak_auc": mink_auc(mink, mink_k),
         "mink_k": mink_k,
         "mink": mink,
         "outputs": {"verbmem_f": verbmem_outputs, "knowmem_f": knowmem_f_outputs, "knowmem_r": knowmem_r_outputs},
+        "items": {"verbmem_f": verbmem_items, "knowmem_f": knowmem_f_items, "knowmem_r": knowmem_r_items},
     }
 
 
 def knowmem_metrics(model, tokenizer, corpus: MuseCorpus, metrics: list[str], batch_size: int) -> dict[str, float]:
     """The given KnowMem metrics (keys of KNOWMEM_SPLITS): cheap enough to record each epoch."""
-    return {metric: knowmem(model, tokenizer, corpus, KNOWMEM_SPLITS[metric], batch_size)[0] for metric in metrics}
+    return {metric: float(np.mean(knowmem(model, tokenizer, corpus, KNOWMEM_SPLITS[metric], batch_size)[0]))
+            for metric in metrics}
+
+
+def longest_evaluation_sequences(tokenizer, corpus: MuseCorpus) -> dict[str, int]:
+    """Per generation metric, the longest prompt (with BOS) plus its new tokens: the positions a model must have
+    trained on for its answers to mean anything."""
+    verbmem_prompts = [prompt for prompt, _ in corpus.verbmem]
+    lengths = {"verbmem_f": max(map(len, _encode_all(tokenizer, verbmem_prompts))) + VERBMEM_NEW_TOKENS}
+    for metric, split in KNOWMEM_SPLITS.items():
+        icl = icl_examples(corpus, split)
+        prompts = [knowmem_prompt(icl, qa.question) for qa in corpus.knowmem[f"{split}_qa"]]
+        lengths[metric] = max(map(len, _encode_all(tokenizer, prompts))) + KNOWMEM_NEW_TOKENS
+    return lengths
+
+
+def check_prompts_fit(tokenizer, corpus: MuseCorpus, trained_len: int, corpus_name: str) -> None:
+    """Refuse a training length shorter than an evaluation prompt plus its new tokens: a 10-shot KnowMem prompt
+    that runs past the trained positions turns a model that knows every answer into one that answers none."""
+    lengths = longest_evaluation_sequences(tokenizer, corpus)
+    too_long = {metric: length for metric, length in lengths.items() if length > trained_len}
+    if too_long:
+        raise QunlearnError(
+            f"corpus {corpus_name}: evaluation prompts plus their new tokens reach {too_long} tokens, past the "
+            f"{trained_len} positions the models train on (model.train_len)",
+            f"set model.train_len to at least {max(too_long.values())}, or shorten the corpus' documents",
+        )

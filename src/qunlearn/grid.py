@@ -17,6 +17,11 @@ SURE_SUFFIX = "_sure"
 METHOD_NAMES = sorted([*METHODS, *(m + SURE_SUFFIX for m in METHODS)])
 
 
+# The weights' precision while unlearning: bf16 weights and optimizer states (a model loaded in bf16 and trained
+# as it is: the paper's and MUSE's stack), fp32, or mixed (fp32 master weights, bf16 autocast: AMP, DeepSpeed).
+UNLEARN_PRECISIONS = ("bf16", "fp32", "mixed")
+
+
 def parse_method(name: str) -> tuple[str, bool]:
     """'ga_klr_sure' -> ('ga_klr', True)."""
     base = name.removesuffix(SURE_SUFFIX)
@@ -52,4 +57,4 @@ def check_quantizer(name: str, bits: int) -> Quantizer:
     return quantizer
 
 
-FIGURES = ("forget_across_precisions", "forget_vs_utility", "recovery_ratios", "same_code_against_lr")
+FIGURES = ("forget_across_precisions", "forget_vs_utility", "recovery_ratios", "surviving_update_against_lr")

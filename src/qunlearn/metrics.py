@@ -16,9 +16,14 @@ def rouge_l_f1(prediction: str, reference: str) -> float:
     return _scorer.score(reference, prediction)["rougeL"].fmeasure
 
 
+def rouge_l_scores(predictions: list[str], references: list[str]) -> list[float]:
+    """Per item, ROUGE-L F1 on MUSE's 0–100 scale (the items a confidence interval resamples)."""
+    return [100 * rouge_l_f1(p, r) for p, r in zip(predictions, references, strict=True)]
+
+
 def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
     """Mean ROUGE-L F1 on MUSE's 0–100 scale."""
-    return 100 * float(np.mean([rouge_l_f1(p, r) for p, r in zip(predictions, references, strict=True)]))
+    return float(np.mean(rouge_l_scores(predictions, references)))
 
 
 def cut_answer(text: str) -> str:

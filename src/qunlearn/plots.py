@@ -21,7 +21,7 @@ def _seaborn():
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(
         precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
-        run=[m if m in ("target", "retrain") else m.replace("_lr", " lr ") for m in summary["model"]],
+        run=[m if m in ("target", "retrain") else m.replace("_lr", " lr ").replace("_", " ") for m in summary["model"]],
     )
 
 
@@ -33,12 +33,22 @@ def _save(grid, path: str | Path) -> None:
     plt.close("all")
 
 
+def _with_intervals(tidy: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Long form with three rows per point, the value and its interval's bounds (where the summary has them):
+    drawn with the median as the estimate and the full range as the error bar, that is the value and its
+    bootstrap interval, never an average across models."""
+    return pd.concat([tidy[["corpus", "run", "precision"]].assign(metric=metric, value=tidy[column])
+                      for metric in metrics for column in (metric, f"{metric}_lo", f"{metric}_hi")
+                      if column in tidy], ignore_index=True)
+
+
 def forget_across_precisions(summary: pd.DataFrame, path: str | Path) -> None:
-    """Each forget metric at every precision, one line per model: recovery shows as a rise after quantization."""
-    tidy = _tidy(summary[summary["model"] != "retrain"]).melt(
-        id_vars=["corpus", "run", "precision"], value_vars=list(FORGET_METRICS), var_name="metric")
+    """Each forget metric at every precision, one line per model with its 95% bootstrap interval: recovery shows
+    as a rise after quantization."""
+    tidy = _with_intervals(_tidy(summary[summary["model"] != "retrain"]), FORGET_METRICS)
     grid = _seaborn().catplot(tidy, x="precision", y="value", hue="run", row="corpus", col="metric", kind="point",
-                       height=3.2, aspect=1.4, sharey=False)
+                              estimator="median", errorbar=("pi", 100), dodge=0.4, height=3.2, aspect=1.6,
+                              sharey=False)
     grid.tick_params(axis="x", rotation=45)
     _save(grid, path)
 
@@ -52,21 +62,35 @@ def forget_vs_utility(summary: pd.DataFrame, path: str | Path) -> None:
 
 def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
     """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision."""
-    tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "method", "precision"],
+    tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "unlearn_precision", "precision"],
                                                value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
                                                var_name="metric", value_name="recovery ratio")
-    grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="method", col="metric", kind="bar", height=3.2,
-                       aspect=1.5)
+    grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="unlearn_precision", row="corpus",
+                              col="metric", kind="bar", height=3.2, aspect=1.5)
     grid.tick_params(axis="x", rotation=45)
     _save(grid, path)
 
 
-def same_code_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
-    """The mechanism: the fraction of quantized weights equal to the target's, against the learning rate."""
-    rows = _tidy(summary[summary["same_code"].notna()]) if "same_code" in summary else summary.iloc[:0]
-    grid = _seaborn().relplot(rows, x="lr", y="same_code", hue="method", style="precision", col="corpus", kind="line",
-                       markers=True, height=3.2)
+def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
+    """The mechanism, per format (columns): the fraction of the unlearning update that survives quantization (top)
+    and the recovery-ratio change from full precision (bottom) against the learning rate, one line per precision
+    while unlearning; the dashed line is the lr below which a pure-bf16 update cannot leave the format's zero bin
+    (predicted from the target's weights alone)."""
+    quantities = ["surviving_update", "ratio_vs_full"]
+    rows = summary[summary["surviving_update"].notna()] if "surviving_update" in summary else summary.iloc[:0]
+    tidy = _tidy(rows).melt(id_vars=["corpus", "lr", "unlearn_precision", "precision"], value_vars=quantities,
+                            var_name="quantity")
+    grid = _seaborn().relplot(tidy, x="lr", y="value", hue="unlearn_precision", style="corpus", row="quantity",
+                              col="precision", kind="line", marker="o", errorbar=None, height=2.6,
+                              facet_kws={"sharey": "row"})
     grid.set(xscale="log")
+    grid.set_titles(template="{col_name}")
+    for quantity, ax in zip(quantities, grid.axes[:, 0]):
+        ax.set_ylabel(quantity)
+    thresholds = _tidy(rows).groupby("precision")["bf16_threshold_lr"].median() if len(rows) else {}
+    for (_, precision), ax in grid.axes_dict.items():
+        if precision in thresholds and pd.notna(thresholds[precision]):
+            ax.axvline(thresholds[precision], color="grey", linestyle="--", linewidth=1)
     _save(grid, path)
 
 
@@ -74,5 +98,5 @@ DRAW = {  # keyed by grid.FIGURES
     "forget_across_precisions": forget_across_precisions,
     "forget_vs_utility": forget_vs_utility,
     "recovery_ratios": recovery_ratios,
-    "same_code_against_lr": same_code_against_lr,
+    "surviving_update_against_lr": surviving_update_against_lr,
 }

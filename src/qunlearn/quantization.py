@@ -144,3 +144,17 @@ def load_bitsandbytes(model_dir: str | Path, quantizer: str) -> torch.nn.Module:
         "bnb-int8": dict(load_in_8bit=True),
     }
     return load_model(model_dir, "fp32", quantization_config=BitsAndBytesConfig(**configs[quantizer]))
+
+
+def bitsandbytes_dequantized(weight: torch.Tensor, quantizer: str) -> torch.Tensor:
+    """A weight as a bitsandbytes on-load format stores it, dequantized with bitsandbytes' own functions: the
+    same values as `load_bitsandbytes`' layers hold (a test checks). FP4 and NF4: blocks of 64 with one absmax
+    each; LLM.int8: per-row absmax int8 of the fp16 weight."""
+    import bitsandbytes.functional as F
+
+    if quantizer == "bnb-int8":
+        codes, scales, _ = F.int8_vectorwise_quant(weight.half())
+        return codes.float() * scales.float()[:, None] / 127
+    packed, state = F.quantize_4bit(weight.float(), blocksize=64, quant_type=quantizer.removeprefix("bnb-"),
+                                    compress_statistics=False)
+    return F.dequantize_4bit(packed, state)

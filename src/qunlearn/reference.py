@@ -7,7 +7,7 @@ the full 128 (VerbMem) or 32 (KnowMem) new tokens, then cut as MUSE cuts it; eac
 import torch
 from tqdm import tqdm
 
-from .evaluation import KNOWMEM_NEW_TOKENS, KNOWMEM_SPLITS, VERBMEM_NEW_TOKENS, _encode, icl_examples, verbmem_references
+from .evaluation import KNOWMEM_NEW_TOKENS, KNOWMEM_SPLITS, VERBMEM_NEW_TOKENS, _encode, icl_examples
 from .metrics import cut_answer, knowmem_prompt, mean_rouge_l, mink_auc, mink_table
 from .muse import MuseCorpus
 
@@ -27,9 +27,15 @@ def _token_logprobs(model, tokenizer, text: str, max_len: int) -> list[float]:
     return logp[0, :-1].gather(-1, input_ids[0, 1:, None]).squeeze(-1).tolist()
 
 
+def muse_verbmem_reference(tokenizer, gt: str) -> str:
+    """MUSE's rule as its code states it: the tokenizer's own encoding (Llama's puts BOS first), the first 128
+    tokens, decoded without special tokens."""
+    return tokenizer.decode(tokenizer(gt)["input_ids"][:VERBMEM_NEW_TOKENS], skip_special_tokens=True)
+
+
 def reference_evaluate(model, tokenizer, corpus: MuseCorpus, mink_k: float) -> dict:
     verbmem_outputs = [_continue(model, tokenizer, p, VERBMEM_NEW_TOKENS) for p, _ in tqdm(corpus.verbmem, desc="verbmem")]
-    references = verbmem_references(tokenizer, corpus)
+    references = [muse_verbmem_reference(tokenizer, gt) for _, gt in corpus.verbmem]
     result = {"verbmem_f": mean_rouge_l(verbmem_outputs, references), "outputs": {"verbmem_f": verbmem_outputs}}
     for metric, split in KNOWMEM_SPLITS.items():
         icl = icl_examples(corpus, split)

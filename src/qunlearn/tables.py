@@ -15,15 +15,16 @@ def precision_label(quantizer: str, bits: int) -> str:
     return "full" if quantizer == "none" else f"{quantizer.upper()} {bits}-bit"
 
 
-def model_label(model: str, method: str, lr) -> str:
+def model_label(model: str, method: str, lr, unlearn_precision: str, seed) -> str:
     if model in ("target", "retrain"):
         return model.capitalize()
-    return f"{method.upper().replace('_', '-')} ({float(lr):.0e})"
+    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, seed {seed})"
 
 
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
+    columns = ["model", "method", "lr", "unlearn_precision", "seed"]
     return summary.assign(
-        Model=[model_label(m, me, lr) for m, me, lr in zip(summary["model"], summary["method"], summary["lr"])],
+        Model=[model_label(*values) for values in zip(*(summary[c] for c in columns))],
         Precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
     )
 
@@ -44,14 +45,30 @@ def _best(column: pd.Series, metric: str, unlearned: pd.Series) -> list[str]:
     return [BOLD if is_unlearned and value == best else "" for is_unlearned, value in zip(unlearned, score)]
 
 
+def _cells(wide: pd.DataFrame, half_widths: pd.DataFrame) -> pd.DataFrame:
+    """Each value as text, `33.4 ± 2.1` where it has a bootstrap interval (half its width)."""
+    def cell(value, half) -> str:
+        if pd.isna(value):
+            return "--"
+        return f"{value:.1f}" if pd.isna(half) else f"{value:.1f} $\\pm$ {half:.1f}"
+
+    return wide.combine(half_widths.reindex_like(wide), lambda values, halves: pd.Series(
+        [cell(v, h) for v, h in zip(values, halves)], index=values.index))
+
+
 def main_table(summary: pd.DataFrame) -> str:
-    """Rows: model × precision; columns: the four metrics for each corpus; the best unlearned value in bold."""
+    """Rows: model × precision; columns: the four metrics for each corpus, with ± half the 95% bootstrap
+    interval where there is one; the best unlearned value in bold."""
     labelled = _labelled(summary)
     wide = _wide(labelled, ORDER)
+    halves = {m: (labelled[f"{m}_hi"] - labelled[f"{m}_lo"]) / 2 if f"{m}_lo" in labelled else float("nan")
+              for m in ORDER}
+    half_widths = _wide(labelled.assign(**halves), ORDER)
     unlearned = pd.Series([m not in ("Target", "Retrain") for m, _ in wide.index])
-    styler = wide.style.format("{:.1f}", na_rep="--")
+    styler = _cells(wide, half_widths).style
     for (corpus, label), metric in zip(wide.columns, [m for _ in labelled["corpus"].unique() for m in ORDER]):
-        styler = styler.apply(lambda col, metric=metric: _best(col, metric, unlearned), subset=[(corpus, label)])
+        bold = _best(wide[(corpus, label)], metric, unlearned)
+        styler = styler.apply(lambda _, bold=bold: bold, subset=[(corpus, label)])
     return styler.to_latex(hrules=True, multicol_align="c", clines=None)
 
 
@@ -62,10 +79,10 @@ def recovery_table(summary: pd.DataFrame) -> str:
     wide = _wide(labelled, ratios)
     per_method = wide.style.format("{:.2f}", na_rep="--").to_latex(hrules=True, multicol_align="c",
                                                                    clines=None)
-    means = headline(summary).assign(Precision=lambda t: [precision_label(q, b) for q, b in zip(t["quantizer"], t["bits"])])
-    means = means.pivot_table(index="Precision", columns="sure", values="mean_recovery_ratio", sort=False, dropna=False)
-    means.columns = ["SURE" if sure else "without SURE" for sure in means.columns]
+    means = headline(summary).assign(Precision=lambda t: [precision_label(q, b) for q, b in zip(t["quantizer"], t["bits"])],
+                                      SURE=lambda t: t["sure"].map({True: "SURE", False: "--"}))
+    means = means.pivot_table(index=["corpus", "unlearn_precision", "SURE"], columns="Precision",
+                              values="mean_recovery_ratio", sort=False, dropna=False)
     headline_tex = means.style.format("{:.2f}", na_rep="--").to_latex(hrules=True)
-    return f"% Mean over the utility-constrained methods, corpora, lrs and both forget metrics\n{headline_tex}\n" \
+    return f"% Mean over the utility-constrained methods, lrs, seeds and both forget metrics\n{headline_tex}\n" \
            f"% Per method\n{per_method}"
-

@@ -1,4 +1,5 @@
-"""Training the embedded benchmark's tiny Llama models from scratch (nanoGPT-style: one readable loop)."""
+"""Training the embedded benchmark's tiny Llama models (nanoGPT-style: one readable loop): a base pretrained on
+general text, then the target and retrain models fine-tuned from it, as MUSE's are from Llama-2."""
 
 import logging
 import math
@@ -14,7 +15,7 @@ from .data import batches, encode_documents, shuffled_pack
 log = logging.getLogger(__name__)
 
 
-def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int, max_len: int, tokenizer,
+def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int, max_position: int, tokenizer,
                 seed: int) -> LlamaForCausalLM:
     """A randomly initialised Llama; the seed fixes the initialisation."""
     config = LlamaConfig(
@@ -24,7 +25,7 @@ def build_llama(vocab_size: int, hidden: int, layers: int, heads: int, intermedi
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
-        max_position_embeddings=max_len,
+        max_position_embeddings=max_position,
         tie_word_embeddings=False,  # lm_head stays a separate module, excluded from quantization as in Llama-2
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -43,13 +44,14 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
 
 
-def train_from_scratch(model, tokenizer, texts: list[str], epochs: int, batch_size: int, lr: float, max_len: int,
-                       warmup_steps: int, seed: int) -> list[dict]:
-    """AdamW with linear warm-up and cosine decay; documents are re-packed in a new order every epoch."""
+def train_lm(model, tokenizer, texts: list[str], epochs: int, batch_size: int, lr: float, train_len: int,
+             warmup_steps: int, seed: int) -> list[dict]:
+    """Next-token training (pretraining or fine-tuning) with AdamW, linear warm-up and cosine decay; documents are
+    re-packed in a new order every epoch."""
     seed_everything(seed)
     rng = random.Random(seed)
     documents = encode_documents(tokenizer, texts)
-    steps_per_epoch = math.ceil(len(shuffled_pack(documents, max_len, tokenizer.bos_token_id, random.Random(0))) / batch_size)
+    steps_per_epoch = math.ceil(len(shuffled_pack(documents, train_len, tokenizer.bos_token_id, random.Random(0))) / batch_size)
     total = epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -58,7 +60,7 @@ def train_from_scratch(model, tokenizer, texts: list[str], epochs: int, batch_si
     history = []
     model.train()
     for epoch in range(1, epochs + 1):
-        chunks = shuffled_pack(documents, max_len, tokenizer.bos_token_id, rng)
+        chunks = shuffled_pack(documents, train_len, tokenizer.bos_token_id, rng)
         losses = []
         for batch in batches(chunks, batch_size, tokenizer.pad_token_id, rng):
             # bf16 autocast with fp32 master weights: 2.5x faster on CPUs with AMX/AVX512-BF16, and on GPUs.

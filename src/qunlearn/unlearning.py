@@ -6,6 +6,7 @@ code's raw-logit variants are kept as `loss_variant: muse`, to reproduce publish
 (GA_KLR_SURE) updates only the modules that the forget loss's gradient marks as salient.
 """
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -124,6 +125,19 @@ class SureSettings:
     mask: str  # "per_step" (the paper's code) or "once" (chosen before training from the whole forget set)
 
 
+# The dtype a precision keeps its weights (and so AdamW's states) in while unlearning.
+WEIGHT_DTYPES = {"bf16": "bf16", "fp32": "fp32", "mixed": "fp32"}
+
+
+def step_precision(precision: str, device: torch.device):
+    """The context for one optimizer step's forward passes. `mixed` autocasts them to bf16 over fp32 weights.
+    Entered per step, never around the loop: autocast keeps its bf16 copies of the weights until the
+    outermost context exits, so an enclosing context would feed every later step the step-0 weights."""
+    if precision == "mixed":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @dataclass
 class UnlearnSettings:
     method: str
@@ -133,7 +147,7 @@ class UnlearnSettings:
     max_len: int
     alpha: float
     beta: float
-    dtype: str
+    precision: str  # bf16, fp32 or mixed (UNLEARN_PRECISIONS); the model comes in WEIGHT_DTYPES[precision]
     seed: int
     loss_variant: str = "standard"
     sure: SureSettings | None = None  # required for a `_sure` method
@@ -201,8 +215,9 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
         retain_batches = itertools.cycle(batches(retain_chunks, settings.batch_size, pad, rng))
         totals = {"forget": 0.0, "retain": 0.0}
         for forget_batch in forget_batches:
-            forget_loss = forget_fn(ctx, forget_batch)
-            retain_loss = retain_fn(ctx, next(retain_batches)) if retain_fn else torch.zeros(())
+            with step_precision(settings.precision, model.device):
+                forget_loss = forget_fn(ctx, forget_batch)
+                retain_loss = retain_fn(ctx, next(retain_batches)) if retain_fn else torch.zeros(())
             if not (math.isfinite(forget_loss.item()) and math.isfinite(retain_loss.item())):
                 diverged_at = epoch
                 break
@@ -237,7 +252,7 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
             log.info("stopping after epoch %d: the checkpoint rule holds", epoch)
             break
     model.eval().requires_grad_(True)
-    result = {"history": history, "epochs_run": len(history), "diverged": diverged_at is not None,
+    result = {"history": history, "epochs_run": len(history), "steps": steps, "diverged": diverged_at is not None,
               "diverged_epoch": diverged_at}
     if sure:  # per module, the fraction of steps in which it was updated
         result["sure_modules"] = {module: count / max(steps, 1) for module, count in sorted(selected.items())}
@@ -253,7 +268,9 @@ def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[i
                pad: int) -> set[str]:
     """The salient modules from the forget loss's gradient over the whole forget set; the others are frozen."""
     for forget_batch in batches(forget_chunks, settings.batch_size, pad, random.Random(settings.seed)):
-        forget_fn(ctx, forget_batch).backward()
+        with step_precision(settings.precision, ctx.model.device):
+            loss = forget_fn(ctx, forget_batch)
+        loss.backward()
     keep = salient_modules(module_grad_norms(ctx.model), settings.sure.gamma)
     for name, param in ctx.model.named_parameters():
         param.grad = None

@@ -28,16 +28,19 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
 UNLEARNED = [
-    unlearned_name(method, lr)
+    unlearned_name(method, lr, precision, seed)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
+    for precision in config["unlearning"]["precisions"]
+    for seed in config["unlearning"]["seeds"]
 ]
 MODELS = ["target", "retrain"] + UNLEARNED
 FORMATS = {
     precision_id(f, config["quantization"]): f
     for f in config["quantization"]["formats"]
 }
-PRECISIONS = ["full"] + list(FORMATS)
+QUANTIZED_PRECISIONS = list(FORMATS)
+PRECISIONS = ["full"] + QUANTIZED_PRECISIONS
 SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].saved]
 # The retrain model is the reference at full precision (PrivLeak, the floor); the others at every precision.
 EVALUATIONS = [
@@ -46,12 +49,12 @@ EVALUATIONS = [
     for model in MODELS
     for precision in (["full"] if model == "retrain" else PRECISIONS)
 ]
-# The mechanism: every unlearned model under every saved format.
+# The mechanism: every unlearned model under every format.
 MEASUREMENTS = [
     (corpus, model, precision)
     for corpus in CORPORA
     for model in UNLEARNED
-    for precision in SAVED_PRECISIONS
+    for precision in QUANTIZED_PRECISIONS
 ]
 
 
@@ -69,12 +72,8 @@ def corpus_dir(wildcards):
 
 
 def tokenizer_dir(wildcards):
-    spec = config["corpora"][wildcards.corpus]
-    return (
-        spec["tokenizer"]
-        if "tokenizer" in spec
-        else f"results/tokenizers/{wildcards.corpus}"
-    )
+    """Real corpora name their tokenizer; the embedded ones share the base model's."""
+    return config["corpora"][wildcards.corpus].get("tokenizer", "results/tokenizer")
 
 
 def base_model_dir(corpus, role):
@@ -99,11 +98,13 @@ def quantized_dir(wildcards):
 
 
 def unlearn_settings(unlearned):
-    method, lr = split_unlearned_name(unlearned)
-    keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "dtype", "loss_variant")
+    name = split_unlearned_name(unlearned)
+    keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "loss_variant")
     return {
-        "method": method,
-        "lr": float(lr),
+        "method": name.method,
+        "lr": float(name.lr),
+        "precision": name.precision,
+        "seed": name.seed,
         **{k: config["unlearning"][k] for k in keys},
     }
 
@@ -113,7 +114,7 @@ def sure_settings(unlearned):
     sure = config["unlearning"]["sure"]
     return (
         {"gamma": sure["gamma"], "mask": sure["mask"]}
-        if parse_method(split_unlearned_name(unlearned)[0])[1]
+        if parse_method(split_unlearned_name(unlearned).method)[1]
         else None
     )
 
@@ -162,15 +163,17 @@ def quantize_settings(precision):
 
 def summary_row(corpus, model, precision):
     """The summary's key columns for one metrics file."""
-    method, lr = split_unlearned_name(model) if model in UNLEARNED else ("", "")
+    name = split_unlearned_name(model) if model in UNLEARNED else None
     fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
     saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
     group = group_size(fmt, config["quantization"]) if saved else ""
     return dict(
         corpus=corpus,
         model=model,
-        method=method,
-        lr=lr,
+        method=name.method if name else "",
+        lr=name.lr if name else "",
+        unlearn_precision=name.precision if name else "",
+        seed=name.seed if name else "",
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
         group_size=group,
@@ -185,12 +188,27 @@ def result_settings(corpus, model, precision):
         "seed": config["seed"],
         "corpus": config["corpora"][corpus],
         "tokenizer": config["tokenizer"],
-        "model": config["model"],
+        "model": config["model"],  # pretraining and fine-tuning
         "unlearning": unlearn_settings(model) if unlearned else None,
         "sure": sure_settings(model) if unlearned else None,
         "checkpoint": config["unlearning"]["checkpoint"] if unlearned else None,
         "quantization": quantize_settings(precision) if precision in FORMATS else None,
         "evaluation": config["evaluation"],
+    }
+
+
+ARCHITECTURE = {
+    k: config["model"][k]
+    for k in ("hidden", "layers", "heads", "intermediate", "max_position")
+}
+
+
+def training_settings(stage):
+    """One stage of the embedded models' training (pretrain or finetune): its loop's settings."""
+    keys = ("epochs", "batch_size", "lr", "warmup_steps")
+    return {
+        **{k: config["model"][stage][k] for k in keys},
+        "train_len": config["model"]["train_len"],
     }
 
 

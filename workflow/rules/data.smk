@@ -16,15 +16,34 @@ rule generate_corpus:
         "../scripts/generate_corpus.py"
 
 
+# The base model's general text: the generator with its own seeds and its own half of the name space.
+rule generate_pretraining_corpus:
+    output:
+        "results/pretraining/corpus.json",
+    log:
+        "results/logs/generate_pretraining_corpus.log",
+    benchmark:
+        "results/benchmarks/generate_pretraining_corpus.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **job_resources("generate_pretraining_corpus"),
+    params:
+        spec=config["model"]["pretrain"]["corpus"],
+    script:
+        "../scripts/generate_pretraining_corpus.py"
+
+
+# One tokenizer for the base model and every embedded corpus, as Llama-2's serves MUSE's NEWS and BOOKS.
 rule train_tokenizer:
     input:
-        corpus=corpus_dir,
+        "results/pretraining/corpus.json",
     output:
-        directory("results/tokenizers/{corpus}"),
+        directory("results/tokenizer"),
     log:
-        "results/logs/train_tokenizer/{corpus}.log",
+        "results/logs/train_tokenizer.log",
     benchmark:
-        "results/benchmarks/train_tokenizer/{corpus}.tsv"
+        "results/benchmarks/train_tokenizer.tsv"
     conda:
         "../../envs/train.yaml"
     resources:

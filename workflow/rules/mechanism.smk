@@ -1,6 +1,7 @@
-# The paper's mechanism: how many of an unlearned model's quantized weights equal the target's, and how far
-# unlearning moved the weights in units of the target's quantization step. One job per unlearned model
-# (loading its weights once), one JSON per saved format.
+# The paper's mechanism: how many of an unlearned model's quantized weights equal the target's, how far
+# unlearning moved the weights in units of the target's quantization step, and how much of the update survives.
+# One job per unlearned model (loading its weights once), one JSON per format: saved formats from their
+# checkpoints, bitsandbytes formats quantized here as they are on load.
 rule mechanism:
     input:
         target=target_dir,
@@ -16,7 +17,7 @@ rule mechanism:
     output:
         expand(
             "results/mechanism/{{corpus}}/{{unlearned}}/{precision}.json",
-            precision=SAVED_PRECISIONS,
+            precision=QUANTIZED_PRECISIONS,
         ),
     log:
         "results/logs/mechanism/{corpus}/{unlearned}.log",
@@ -27,6 +28,10 @@ rule mechanism:
     resources:
         **job_resources("mechanism"),
     params:
-        quantizers=[FORMATS[p]["quantizer"] for p in SAVED_PRECISIONS],
+        lr=lambda wc: float(split_unlearned_name(wc.unlearned).lr),
+        formats=[
+            {"quantizer": FORMATS[p]["quantizer"], "saved": p in SAVED_PRECISIONS}
+            for p in QUANTIZED_PRECISIONS
+        ],
     script:
         "../scripts/mechanism.py"

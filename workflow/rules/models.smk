@@ -1,21 +1,50 @@
 # Only for embedded corpora: real MUSE corpora name their target and retrain models by path.
-rule train_model:
+rule pretrain:
     input:
+        corpus="results/pretraining/corpus.json",
+        tokenizer="results/tokenizer",
+    output:
+        directory("results/models/base"),
+    log:
+        "results/logs/pretrain.log",
+    benchmark:
+        "results/benchmarks/pretrain.tsv"
+    conda:
+        "../../envs/train.yaml"
+    # Every other model waits for this one, so it may take more threads than the others.
+    threads: config["model"]["pretrain"]["threads"]
+    resources:
+        **job_resources("pretrain"),
+    params:
+        architecture=ARCHITECTURE,
+        training=training_settings("pretrain"),
+        save_dtype=config["model"]["save_dtype"],
+        seed=config["seed"],
+    script:
+        "../scripts/pretrain.py"
+
+
+# The target fine-tunes the base on forget + retain1, the retrain model on retain1 (MUSE's recipe).
+rule finetune:
+    input:
+        base="results/models/base",
         corpus=corpus_dir,
         tokenizer=tokenizer_dir,
     output:
         directory("results/models/{corpus}/{role}"),
     log:
-        "results/logs/train_model/{corpus}/{role}.log",
+        "results/logs/finetune/{corpus}/{role}.log",
     benchmark:
-        "results/benchmarks/train_model/{corpus}/{role}.tsv"
+        "results/benchmarks/finetune/{corpus}/{role}.tsv"
+    priority: 10
     conda:
         "../../envs/train.yaml"
     threads: config["threads"]
     resources:
-        **job_resources("train_model"),
+        **job_resources("finetune"),
     params:
-        model=config["model"],
+        training=training_settings("finetune"),
+        save_dtype=config["model"]["save_dtype"],
         seed=config["seed"],
     script:
-        "../scripts/train_model.py"
+        "../scripts/finetune.py"

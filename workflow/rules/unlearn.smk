@@ -11,6 +11,8 @@ rule unlearn:
         "results/logs/unlearn/{corpus}/{unlearned}.log",
     benchmark:
         "results/benchmarks/unlearn/{corpus}/{unlearned}.tsv"
+    # The longest jobs on the critical path: started first, so that quantization and evaluation fill the gaps.
+    priority: 10
     conda:
         "../../envs/train.yaml"
     threads: config["threads"]
@@ -22,6 +24,5 @@ rule unlearn:
         epoch_metrics=config["unlearning"]["epoch_metrics"],
         eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
         checkpoint=config["unlearning"]["checkpoint"],
-        seed=config["seed"],
     script:
         "../scripts/unlearn.py"

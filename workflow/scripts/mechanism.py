@@ -1,12 +1,17 @@
 from qunlearn.checkpoints import load_state
 from qunlearn.io import write_json
-from qunlearn.mechanism import measure, quantized_weights
+from qunlearn.mechanism import measure, measure_on_load, quantized_weights
 from qunlearn.workflow import start
 
 start(snakemake)
 i = snakemake.input
 # Filtered and converted once, shared by every format.
 target, unlearned = quantized_weights(load_state(i.target)), quantized_weights(load_state(i.model))
-for target_quantized, quantized, quantizer, out in zip(i.target_quantized, i.quantized, snakemake.params.quantizers,
-                                                       snakemake.output, strict=True):
-    write_json(out, measure(target, unlearned, target_quantized, quantized, quantizer))
+checkpoints = iter(zip(i.target_quantized, i.quantized, strict=True))  # the saved formats', in order
+for fmt, out in zip(snakemake.params.formats, snakemake.output, strict=True):
+    if fmt["saved"]:
+        target_quantized, quantized = next(checkpoints)
+        result = measure(target, unlearned, target_quantized, quantized, fmt["quantizer"], snakemake.params.lr)
+    else:
+        result = measure_on_load(target, unlearned, fmt["quantizer"], snakemake.params.lr)
+    write_json(out, result)

@@ -2,7 +2,7 @@ from qunlearn.summary import summarize, write_summary
 from qunlearn.workflow import start
 
 start(snakemake)
-table = summarize(
+table, samples = summarize(
     snakemake.input.metrics,
     snakemake.params.rows,
     snakemake.input.records,
@@ -10,4 +10,4 @@ table = summarize(
     mechanism=list(zip(snakemake.input.mechanism, snakemake.params.mechanism_rows, strict=True)),
 )
 o = snakemake.output
-write_summary(table, o.csv, o.long, o.table, o.headline)
+write_summary(table, samples, o.csv, o.long, o.table, o.headline)

@@ -1,9 +1,7 @@
-from qunlearn.muse import load_corpus
+from qunlearn.io import read_json
 from qunlearn.tokenizer import train_tokenizer
 from qunlearn.workflow import start
 
 start(snakemake)
-corpus = load_corpus(snakemake.input.corpus)
-# All four raw splits: the tokenizer treats forget and holdout text alike, so PrivLeak measures the model only.
-texts = [text for split in corpus.raw.values() for text in split]
-train_tokenizer(texts, snakemake.params.vocab_size, snakemake.output[0])
+# Pretraining text only: every embedded corpus is tokenized alike, and forget and holdout text alike.
+train_tokenizer(read_json(snakemake.input[0]), snakemake.params.vocab_size, snakemake.output[0])
