@@ -88,9 +88,12 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     for quantity, ax in zip(quantities, grid.axes[:, 0]):
         ax.set_ylabel(quantity)
     thresholds = _tidy(rows).groupby("precision")["bf16_threshold_lr"].median() if len(rows) else {}
+    from matplotlib.ticker import NullFormatter
+
     for (_, precision), ax in grid.axes_dict.items():
         if precision in thresholds and pd.notna(thresholds[precision]):
             ax.axvline(thresholds[precision], color="grey", linestyle="--", linewidth=1)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap on a narrow lr range
     _save(grid, path)
 
 

@@ -18,7 +18,7 @@ def precision_label(quantizer: str, bits: int) -> str:
 def model_label(model: str, method: str, lr, unlearn_precision: str, seed) -> str:
     if model in ("target", "retrain"):
         return model.capitalize()
-    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, seed {seed})"
+    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, seed {int(seed)})"
 
 
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ rule generate_pretraining_corpus:
     log:
         "results/logs/generate_pretraining_corpus.log",
     benchmark:
-        "results/benchmarks/generate_pretraining_corpus.tsv"
+        "results/benchmarks/generate_pretraining_corpus/generate_pretraining_corpus.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
@@ -43,7 +43,7 @@ rule train_tokenizer:
     log:
         "results/logs/train_tokenizer.log",
     benchmark:
-        "results/benchmarks/train_tokenizer.tsv"
+        "results/benchmarks/train_tokenizer/train_tokenizer.tsv"
     conda:
         "../../envs/train.yaml"
     resources:

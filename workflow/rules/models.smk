@@ -8,7 +8,7 @@ rule pretrain:
     log:
         "results/logs/pretrain.log",
     benchmark:
-        "results/benchmarks/pretrain.tsv"
+        "results/benchmarks/pretrain/pretrain.tsv"
     conda:
         "../../envs/train.yaml"
     # Every other model waits for this one, so it may take more threads than the others.
