@@ -78,7 +78,7 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
             "path": str(results / "corpora/toy-news"),
             "target": str(results / "models/toy-news/target"),
             "retrain": str(results / "models/toy-news/retrain"),
-            "tokenizer": str(results / "tokenizers/toy-news"),
+            "tokenizer": str(results / "tokenizer"),
             "auc_retrain": 0.5,
         }
     }
