@@ -14,7 +14,7 @@ def test_the_interval_covers_a_known_mean_at_about_the_nominal_rate():
         items = rng.exponential(scale=30.0, size=80)  # skewed, like ROUGE scores; the true mean is 30
         low, high = confidence.interval(confidence.resampled_means(items, confidence.item_draws(80, rng)))
         covered += low <= 30.0 <= high
-    assert 88 <= covered <= 100  # 95% nominal; the percentile bootstrap runs a little short on skewed data
+    assert covered >= 90  # 95% nominal (93 here); the percentile bootstrap runs a little short on skewed data
 
 
 def test_the_same_items_give_the_same_draws_and_intervals():
