@@ -76,6 +76,8 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     and the recovery-ratio change from full precision (bottom) against the learning rate, one line per precision
     while unlearning; the dashed line is the lr below which a pure-bf16 update cannot leave the format's zero bin
     (predicted from the target's weights alone)."""
+    from matplotlib.ticker import NullFormatter
+
     quantities = ["surviving_update", "ratio_vs_full"]
     rows = summary[summary["surviving_update"].notna()] if "surviving_update" in summary else summary.iloc[:0]
     tidy = _tidy(rows).melt(id_vars=["corpus", "lr", "unlearn_precision", "precision"], value_vars=quantities,
@@ -88,8 +90,6 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     for quantity, ax in zip(quantities, grid.axes[:, 0]):
         ax.set_ylabel(quantity)
     thresholds = _tidy(rows).groupby("precision")["bf16_threshold_lr"].median() if len(rows) else {}
-    from matplotlib.ticker import NullFormatter
-
     for (_, precision), ax in grid.axes_dict.items():
         if precision in thresholds and pd.notna(thresholds[precision]):
             ax.axvline(thresholds[precision], color="grey", linestyle="--", linewidth=1)

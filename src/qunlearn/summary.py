@@ -46,8 +46,11 @@ def summarize(metric_files: list[str], rows: list[dict], record_files: list[str]
 
 def resampled_metrics(table: pd.DataFrame, items: list[dict]) -> list[dict[str, np.ndarray]]:
     """Per row, each item metric's mean under every bootstrap resample of its corpus' items."""
+    first_row = {}
+    for i, corpus in enumerate(table["corpus"]):
+        first_row.setdefault(corpus, i)
     draws = {corpus: confidence.Draws.for_corpus(corpus, {m: len(items[i][m]) for m in ITEM_METRICS})
-             for i, corpus in reversed(list(enumerate(table["corpus"])))}
+             for corpus, i in first_row.items()}
     return [{m: confidence.resampled_means(row_items[m], draws[corpus].by_metric[m]) for m in ITEM_METRICS}
             for corpus, row_items in zip(table["corpus"], items, strict=True)]
 
