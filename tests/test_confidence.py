@@ -49,7 +49,7 @@ def _summary(tmp_path, unlearned_at_rtn):
                                     ("npo_gdr_lr3e-5_bf16_s0", "rtn", unlearned_at_rtn(unlearned, target))]:
         files.append(_write(tmp_path, f"{model}-{precision}", items))
         unlearned_row = model.startswith("npo")
-        rows.append(dict(corpus="news", model=model, method="npo_gdr" if unlearned_row else "",
+        rows.append(dict(corpus="news", model=model, audited=False, method="npo_gdr" if unlearned_row else "",
                          lr="3e-5" if unlearned_row else "", unlearn_precision="bf16" if unlearned_row else "",
                          seed=0 if unlearned_row else "", quantizer=precision, bits=32 if precision == "none" else 4,
                          group_size="" if precision == "none" else 64))

@@ -72,6 +72,15 @@ def test_precision_names():
     quantization = {"group_size": 64}
     assert precision_id({"quantizer": "rtn", "bits": 4}, quantization) == "rtn-w4g64"
     assert precision_id({"quantizer": "bnb-fp4", "bits": 4}, quantization) == "bnb-fp4-w4"
+    assert precision_id({"quantizer": "nvfp4", "bits": 4}, quantization) == "nvfp4-w4g16"  # the format's blocks
+    assert precision_id({"quantizer": "mxfp4", "bits": 4}, quantization) == "mxfp4-w4g32"
+
+
+def test_an_fp4_format_refuses_another_block_size():
+    formats = [{"quantizer": "mxfp4", "bits": 4, "group_size": 64}]
+    with pytest.raises(QunlearnError, match="mxfp4's blocks are 32 weights by definition, not 64"):
+        _validated(_config(**{"quantization.formats": formats}))
+    _validated(_config(**{"quantization.formats": [{"quantizer": "mxfp4", "bits": 4, "group_size": 32}]}))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from qunlearn.quantization import (
     check_group_size,
     load_bitsandbytes,
     load_dequantized,
+    quantize,
     quantize_and_save,
     rtn_oracle,
 )
@@ -47,7 +48,36 @@ def test_every_figure_and_quantizer_in_the_grid_is_implemented():
     assert tuple(DRAW) == FIGURES
     saved = {name for name, q in QUANTIZERS.items() if q.saved}
     bitsandbytes = {name for name, q in QUANTIZERS.items() if not q.saved}
-    assert saved == {"rtn", "gptq", "awq"} and all(name.startswith("bnb-") for name in bitsandbytes)
+    assert saved == {"rtn", "gptq", "awq", "nvfp4", "mxfp4"} and all(name.startswith("bnb-") for name in bitsandbytes)
+
+
+@pytest.mark.parametrize("quantizer,block", [("nvfp4", 16), ("mxfp4", 32)])
+def test_fp4_checkpoints_reload_as_the_in_memory_fake_quantized_weights(saved_llama, toy_tokenizer_dir, tmp_path,
+                                                                        quantizer, block):
+    """NVFP4 and MXFP4 saved compressed and reloaded dequantized hold compressed-tensors' own fake quantization of
+    the in-memory model: bit for bit for MXFP4 (power-of-two scales: exact in bf16), rounded once to bf16 for NVFP4
+    (compressed-tensors decompresses it in bf16)."""
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+
+    from qunlearn.checkpoints import load_model
+
+    model, tokenizer = load_model(saved_llama), load_tokenizer(toy_tokenizer_dir)
+    quantize(model, tokenizer, quantizer, 4, block, None)
+    quantize_and_save(saved_llama, toy_tokenizer_dir, tmp_path / "q", quantizer, 4, block, None)
+    reloaded = dict(load_dequantized(tmp_path / "q").named_modules())
+    checked = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name != "lm_head":
+            fake = fake_quantize(module.weight, module.weight_scale, getattr(module, "weight_zero_point", None),
+                                 module.quantization_scheme.weights, global_scale=getattr(module, "weight_global_scale", None))
+            expected = fake if quantizer == "mxfp4" else fake.to(torch.bfloat16).float()
+            weight = reloaded[name].weight
+            assert weight.dtype == torch.float32 and torch.equal(weight, expected.detach()), name
+            assert not torch.equal(weight, module.weight), name
+            blocks = weight.reshape(-1, block)
+            assert max(len(torch.unique(b.abs())) for b in blocks) <= 8, name  # FP4 E2M1: 8 magnitudes
+            checked += 1
+    assert checked == 2 * 7 and torch.equal(reloaded["lm_head"].weight, model.lm_head.weight)
 
 
 def test_oracle_codes_lie_on_the_grid():

@@ -15,7 +15,7 @@ def _table():
         ("news", "ga_lr1e-5", "ga", "rtn", 4, 0.0, 0.0),
     ]
     table = pd.DataFrame(rows, columns=["corpus", "model", "method", "quantizer", "bits", "verbmem_f", "knowmem_f"])
-    table["diverged"] = False
+    table["diverged"] = table["audited"] = False
     table["unlearn_precision"] = ["" if m == "" else "bf16" for m in table["method"]]
     return add_recovery_ratios(table)
 
@@ -56,7 +56,8 @@ def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path
     for model, method in (("target", ""), ("retrain", ""), ("ga_klr_lr1e-4", "ga_klr"), ("ga_gdr_lr1e3", "ga_gdr")):
         write_json(tmp_path / f"{model}.json", metrics)
         files.append(str(tmp_path / f"{model}.json"))
-        rows.append(dict(corpus="news", model=model, method=method, lr="", unlearn_precision="bf16" if method else "",
+        rows.append(dict(corpus="news", model=model, audited=False, method=method, lr="",
+                         unlearn_precision="bf16" if method else "",
                          quantizer="none", bits=32, group_size=""))
     (tmp_path / "news").mkdir()
     write_json(tmp_path / "news/ga_klr_lr1e-4.json", {"diverged": False})

@@ -200,3 +200,64 @@ def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp
     assert _metric_files(workdir) == _metric_files(first)
     assert len(_metric_files(first)) == (1 + len(UNLEARNED)) * ALL_PRECISIONS + 1
     assert not list((workdir / "results/quantized").rglob("*.safetensors"))  # temporary, deleted once used
+
+
+def test_an_audited_label_that_collides_with_a_grid_model_fails_before_any_job(tmp_path):
+    preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
+    preset["corpora"]["toy-news"]["unlearned"] = {"ga_klr_lr1e-4_bf16_s0": str(tmp_path)}
+    config = tmp_path / "collide.yaml"
+    config.write_text(yaml.safe_dump(preset))
+    dry = subprocess.run([*snakemake_with(config), "-n", "--cores", "1", "--directory", str(tmp_path)],
+                         capture_output=True, text=True)
+    output = dry.stdout + dry.stderr
+    assert dry.returncode != 0
+    assert "corpora.toy-news.unlearned.ga_klr_lr1e-4_bf16_s0: the label 'ga_klr_lr1e-4_bf16_s0' collides" in output
+    assert "fix: rename the label" in output
+
+
+@pytest.mark.e2e
+def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_path):
+    """Audit mode as a user runs it: one of the run's unlearned models (bf16), exported to another folder re-sharded
+    in fp32 with its tokenizer beside it, audited by path in a copy of the run's folder with no grid unlearning.
+    Every metric and mechanism value equals the grid's own evaluation of the same weights, and nothing upstream of
+    the target runs again."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qunlearn.io import read_json
+
+    workdir = tmp_path / "run"
+    shutil.copytree(ci_run[0], workdir)
+    grid_model, exported = "npo_gdr_sure_lr1e-4_bf16_s0", tmp_path / "exported"
+    model = AutoModelForCausalLM.from_pretrained(workdir / "results/unlearned/toy-news" / grid_model, dtype=torch.float32)
+    model.save_pretrained(exported, max_shard_size="100KB")
+    AutoTokenizer.from_pretrained(workdir / "results/tokenizer").save_pretrained(exported)
+    assert len(list(exported.glob("*.safetensors"))) > 1
+    preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
+    preset["unlearning"]["methods"] = []
+    preset["corpora"]["toy-news"]["unlearned"] = {
+        "exported": {"path": str(exported), "method": "npo_gdr_sure", "lr": 1e-4, "unlearn_precision": "bf16"}}
+    config = tmp_path / "audit.yaml"
+    config.write_text(yaml.safe_dump(preset))
+    command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
+    dry = subprocess.run([*command, "-n"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout) == {"quantize": SAVED_FORMATS, "evaluate": ALL_PRECISIONS, "mechanism": 1, **AGGREGATE}
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-5000:]
+
+    results = workdir / "results"
+    for kind, keys in (("metrics", ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc", "items")), ("mechanism", None)):
+        grid_files = sorted((results / kind / "toy-news" / grid_model).glob("*.json"))
+        assert len(grid_files) == (ALL_PRECISIONS if kind == "metrics" else ALL_PRECISIONS - 1)
+        for grid_file in grid_files:
+            grid, audited = read_json(grid_file), read_json(results / kind / "toy-news/exported" / grid_file.name)
+            assert {k: grid[k] for k in keys or grid} == {k: audited[k] for k in keys or grid}, grid_file.name
+    verdicts = pd.read_csv(results / "verdicts.csv")
+    assert set(verdicts["model"]) == {"exported"} and verdicts["audited"].all() and len(verdicts) == ALL_PRECISIONS - 1
+    assert verdicts["verdict"].isin(["kept", "recovered", "unclear", "undefined"]).all()
+    assert (verdicts["method"] == "npo_gdr_sure").all() and verdicts["surviving_update"].notna().all()
+    assert pd.read_csv(results / "recovery.csv").empty  # the headline is the grid's, and there is no grid
+    assert "Audited models" in done.stdout

@@ -3,41 +3,18 @@
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from .checkpoint_files import check_checkpoint
 from .errors import QunlearnError
 from .io import atomic_dir, write_json
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def check_checkpoint(path: str | Path) -> list[Path]:
-    """Return the checkpoint's safetensors files after checking each one opens; refuse pickled weights."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise QunlearnError(f"{path} is not a model checkpoint (no config.json)", "point the config at a Hugging Face model folder")
-    shards = sorted(path.glob("*.safetensors"))
-    if not shards:
-        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        detail = f" (found pickle files {pickled}, which qunlearn never loads)" if pickled else ""
-        raise QunlearnError(
-            f"{path} has no .safetensors weights{detail}",
-            "convert the checkpoint to safetensors (model.save_pretrained(..., safe_serialization=True)) on a trusted machine",
-        )
-    for shard in shards:
-        try:
-            with safe_open(shard, "pt") as handle:  # parses the header and checks it against the file size
-                handle.keys()
-        except (SafetensorError, OSError, ValueError) as error:
-            raise QunlearnError(f"corrupt or truncated checkpoint file {shard}: {error}", "delete it and re-run the rule that writes it") from None
-    return shards
 
 
 def load_model(path: str | Path, dtype: str = "fp32", **kwargs) -> torch.nn.Module:

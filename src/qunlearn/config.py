@@ -40,7 +40,7 @@ def split_unlearned_name(name: str) -> UnlearnedName:
 
 
 def group_size(fmt: dict, quantization: dict) -> int:
-    return fmt.get("group_size", quantization["group_size"])
+    return QUANTIZERS[fmt["quantizer"]].group_size or fmt.get("group_size", quantization["group_size"])
 
 
 def precision_id(fmt: dict, quantization: dict) -> str:
@@ -68,9 +68,12 @@ def check_config(config: dict) -> None:
                             "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")
     for fmt in config["quantization"]["formats"]:
         try:
-            check_quantizer(fmt["quantizer"], fmt["bits"])
+            quantizer = check_quantizer(fmt["quantizer"], fmt["bits"])
         except QunlearnError as error:
             raise QunlearnError(f"quantization.formats: {error.problem}", error.fix) from None
+        if quantizer.group_size and fmt.get("group_size", quantizer.group_size) != quantizer.group_size:
+            raise QunlearnError(f"quantization.formats: {quantizer.name}'s blocks are {quantizer.group_size} weights "
+                                f"by definition, not {fmt['group_size']}", f"remove group_size from the {quantizer.name} format")
     model = config["model"]
     embedded = any("embedded" in spec for spec in config["corpora"].values())
     groups = {group_size(f, config["quantization"]) for f in config["quantization"]["formats"] if QUANTIZERS[f["quantizer"]].saved}

@@ -35,12 +35,17 @@ class Quantizer:
     name: str
     bits: tuple[int, ...]
     saved: bool  # True: a quantize rule writes a checkpoint; False: quantized while loading
+    group_size: int | None = None  # fixed by the format (the microscaling FP4 formats); else from the config
 
 
 QUANTIZERS = {
     "rtn": Quantizer("rtn", (4, 8), saved=True),
     "gptq": Quantizer("gptq", (4, 8), saved=True),
     "awq": Quantizer("awq", (4, 8), saved=True),
+    # FP4 (E2M1) values in blocks with a shared scale, as vLLM serves them on Blackwell GPUs: NVFP4's blocks of 16
+    # have FP8 scales under a per-tensor scale, MXFP4's blocks of 32 power-of-two scales.
+    "nvfp4": Quantizer("nvfp4", (4,), saved=True, group_size=16),
+    "mxfp4": Quantizer("mxfp4", (4,), saved=True, group_size=32),
     "bnb-fp4": Quantizer("bnb-fp4", (4,), saved=False),
     "bnb-nf4": Quantizer("bnb-nf4", (4,), saved=False),
     "bnb-int8": Quantizer("bnb-int8", (8,), saved=False),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import QunlearnError
 from .quantization import bitsandbytes_dequantized, load_dequantized
 
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
@@ -15,6 +16,9 @@ SCALE_SUFFIX = ".weight_scale"
 # of the weight, must stay below the step), so a moved weight stays below that cap.
 BF16_REACH = 2**8
 CAP_BINS = (0.5, 1.0, 2.0)  # |w_target| / (BF16_REACH · lr): the edges of the bins the update is located in
+# Formats whose stored scale is not the step between neighbouring codes: AWQ (per-model bases), NVFP4 and MXFP4
+# (FP4's steps grow along its codebook).
+STEPLESS = ("awq", "nvfp4", "mxfp4")
 NEAR_ZERO = 0.01  # a code is near zero within this fraction of its row's largest quantized magnitude
 
 
@@ -71,18 +75,19 @@ def _fractions(c: torch.Tensor) -> dict:
     return result
 
 
-def update_location(target: dict, unlearned: dict, target_quantized: dict, lr: float) -> dict:
+def update_location(target: dict, unlearned: dict, target_quantized: dict, lr: float | None) -> dict:
     """Where the update lives, per layer type and overall: in bins of |w_target| relative to the bf16 cap
     BF16_REACH · lr, the fraction of the bin's weights that moved (`moved`) and the bin's share of the update's
     squared norm (`update_share`); and `moved_near_zero_code`, the fraction of moved weights whose target code is
-    zero or near it (within NEAR_ZERO of the row's largest), where a format rounds small updates away."""
-    edges = torch.tensor([0.0, *CAP_BINS, float("inf")], dtype=torch.float64)
+    zero or near it (within NEAR_ZERO of the row's largest), where a format rounds small updates away. An audited
+    model of unknown lr has no cap: one bin, `cap_bins` None."""
+    edges = torch.tensor([0.0, *(CAP_BINS if lr else ()), float("inf")], dtype=torch.float64)
     bins = len(edges) - 1
     counts = defaultdict(lambda: torch.zeros(3 * bins + 2, dtype=torch.float64))
     for name, w_target in target.items():
         update = (unlearned[name] - w_target).double()
         moved = update != 0
-        which = torch.bucketize(w_target.double().abs() / (BF16_REACH * lr), edges[1:-1], right=True)
+        which = torch.bucketize(w_target.double().abs() / (BF16_REACH * (lr or 1)), edges[1:-1], right=True)
         quantized = target_quantized[name].abs()
         near_zero = quantized <= NEAR_ZERO * quantized.amax(dim=1, keepdim=True)
         row = torch.cat([torch.bincount(which.flatten(), minlength=bins).double(),
@@ -92,7 +97,18 @@ def update_location(target: dict, unlearned: dict, target_quantized: dict, lr: f
         counts[name.split(".")[-2]] += row
         counts["all"] += row
     labels = [f"{low:g}-{high:g}" for low, high in zip(edges[:-1].tolist(), edges[1:].tolist())]
-    return {kind: _located(c, labels) for kind, c in counts.items()}
+    located = {kind: _located(c, labels) for kind, c in counts.items()}
+    return located if lr else {kind: {**result, "cap_bins": None} for kind, result in located.items()}
+
+
+def check_same_shapes(target: dict, unlearned: dict) -> None:
+    """The weights compared one by one must exist in both models with one shape (audit mode checks this at the
+    workflow's start when the target exists; an embedded target trained later is checked here)."""
+    for name, weight in target.items():
+        if name not in unlearned or unlearned[name].shape != weight.shape:
+            found = list(unlearned[name].shape) if name in unlearned else "missing"
+            raise QunlearnError(f"{name}: the target's shape is {list(weight.shape)}, the unlearned model's {found}",
+                                "compare a model unlearned from this target (the same architecture and sizes)")
 
 
 def _located(c: torch.Tensor, labels: list[str]) -> dict:
@@ -118,14 +134,15 @@ def bf16_threshold_lr(half_zero_bins: dict[str, torch.Tensor]) -> dict[str, floa
 
 
 def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unlearned_quantized_dir: str | Path,
-            quantizer: str, lr: float) -> dict:
+            quantizer: str, lr: float | None) -> dict:
     """The comparison for one unlearned model (unlearned at `lr`) under one saved format; `target` and
     `unlearned` hold the `quantized_weights` of the full-precision models. AWQ rescales each model's input
-    channels by its own activation statistics before rounding, so its stored codes live in per-model bases: for
-    AWQ only the stored quantized values are compared, and step units and the threshold are left out."""
+    channels by its own activation statistics before rounding, so its stored codes live in per-model bases; an FP4
+    format's step grows along its codebook: for these (STEPLESS) only the stored quantized values are compared,
+    and step units and the threshold are left out."""
     target_dequantized = load_dequantized(target_quantized_dir).state_dict()
     unlearned_dequantized = quantized_weights(load_dequantized(unlearned_quantized_dir).state_dict())
-    steps = None if quantizer == "awq" else quantization_steps(target_dequantized)
+    steps = None if quantizer in STEPLESS else quantization_steps(target_dequantized)
     target_quantized = quantized_weights(target_dequantized)
     result = compare(target, unlearned, target_quantized, unlearned_dequantized, steps)
     threshold = None if steps is None else bf16_threshold_lr({name: step / 2 for name, step in steps.items()})
@@ -133,7 +150,7 @@ def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unl
             "location": update_location(target, unlearned, target_quantized, lr), **result}
 
 
-def measure_on_load(target: dict, unlearned: dict, quantizer: str, lr: float) -> dict:
+def measure_on_load(target: dict, unlearned: dict, quantizer: str, lr: float | None) -> dict:
     """The comparison for a bitsandbytes format, which quantizes while loading: both models' weights quantized
     and dequantized with bitsandbytes' own functions. Its steps vary along its codebook, so step units are left
     out; its zero bin is measured on the format itself (`zero_bin_edge`)."""

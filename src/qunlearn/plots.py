@@ -19,9 +19,13 @@ def _seaborn():
 
 
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
+    """With `precision` and `run` (a model's label) for the axes and legends, and `unlearned as`: the precision
+    while unlearning, or an audited model's label."""
     return summary.assign(
         precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
         run=[m if m in ("target", "retrain") else m.replace("_lr", " lr ").replace("_", " ") for m in summary["model"]],
+        **{"unlearned as": [f"{m} (audited)" if a else p for m, a, p in
+                            zip(summary["model"], summary["audited"], summary["unlearn_precision"])]},
     )
 
 
@@ -62,10 +66,10 @@ def forget_vs_utility(summary: pd.DataFrame, path: str | Path) -> None:
 
 def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
     """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision."""
-    tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "unlearn_precision", "precision"],
+    tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "unlearned as", "precision"],
                                                value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
                                                var_name="metric", value_name="recovery ratio")
-    grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="unlearn_precision", row="corpus",
+    grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="unlearned as", row="corpus",
                               col="metric", kind="bar", height=3.2, aspect=1.5)
     grid.tick_params(axis="x", rotation=45)
     _save(grid, path)
@@ -74,15 +78,16 @@ def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
 def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
     """The mechanism, per format (columns): the fraction of the unlearning update that survives quantization (top)
     and the recovery-ratio change from full precision (bottom) against the learning rate, one line per precision
-    while unlearning; the dashed line is the lr below which a pure-bf16 update cannot leave the format's zero bin
-    (predicted from the target's weights alone)."""
+    while unlearning (and per audited model whose entry gives its lr); the dashed line is the lr below which a
+    pure-bf16 update cannot leave the format's zero bin (predicted from the target's weights alone)."""
     from matplotlib.ticker import NullFormatter
 
     quantities = ["surviving_update", "ratio_vs_full"]
-    rows = summary[summary["surviving_update"].notna()] if "surviving_update" in summary else summary.iloc[:0]
-    tidy = _tidy(rows).melt(id_vars=["corpus", "lr", "unlearn_precision", "precision"], value_vars=quantities,
+    has_lr = summary["lr"].notna()  # audited models whose entry gives no lr cannot be placed
+    rows = summary[summary["surviving_update"].notna() & has_lr] if "surviving_update" in summary else summary.iloc[:0]
+    tidy = _tidy(rows).melt(id_vars=["corpus", "lr", "unlearned as", "precision"], value_vars=quantities,
                             var_name="quantity")
-    grid = _seaborn().relplot(tidy, x="lr", y="value", hue="unlearn_precision", style="corpus", row="quantity",
+    grid = _seaborn().relplot(tidy, x="lr", y="value", hue="unlearned as", style="corpus", row="quantity",
                               col="precision", kind="line", marker="o", errorbar=None, height=2.6,
                               facet_kws={"sharey": "row"})
     grid.set(xscale="log")

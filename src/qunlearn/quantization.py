@@ -1,7 +1,7 @@
 """Quantizers (REFERENCE.md §5), one registry entry each.
 
 Two families:
-- saved: llmcompressor quantizes (RTN, GPTQ, AWQ) and writes a compressed-tensors checkpoint; evaluation
+- saved: llmcompressor quantizes (RTN, GPTQ, AWQ, NVFP4, MXFP4) and writes a compressed-tensors checkpoint; evaluation
   loads it dequantized to plain float weights, so one evaluation path serves every precision;
 - on-load: bitsandbytes formats (FP4, NF4, LLM.int8) applied while loading the full-precision checkpoint,
   as the paper's code evaluated; never saved, since bitsandbytes' 4-bit save and reload is broken here.
@@ -47,11 +47,17 @@ def _scheme(bits: int, group_size: int, symmetric: bool) -> dict:
     return {"group_0": QuantizationScheme(targets=["Linear"], weights=weights)}
 
 
-def _recipe(quantizer: str, bits: int, group_size: int, symmetric: bool) -> list:
+# compressed-tensors' own weight-only schemes for the microscaling FP4 formats (their block size is part of them).
+FP4_SCHEMES = {"nvfp4": "NVFP4A16", "mxfp4": "MXFP4A16"}
+
+
+def _recipe(quantizer: str, bits: int, group_size: int, symmetric: bool | None) -> list:
     from llmcompressor.modifiers.gptq import GPTQModifier
     from llmcompressor.modifiers.quantization import QuantizationModifier
     from llmcompressor.modifiers.transform.awq import AWQModifier
 
+    if quantizer in FP4_SCHEMES:
+        return [QuantizationModifier(scheme=FP4_SCHEMES[quantizer], targets=["Linear"], ignore=["lm_head"])]
     scheme = _scheme(bits, group_size, symmetric)
     if quantizer == "gptq":
         return [GPTQModifier(config_groups=scheme, ignore=["lm_head"])]
@@ -99,17 +105,14 @@ def check_group_size(model: torch.nn.Module, group_size: int) -> None:
             )
 
 
-def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, quantizer: str, bits: int,
-                      group_size: int, symmetric: bool, calibration_texts: list[str] = (),
-                      calibration: Calibration | None = None, seed: int = 0) -> None:
-    """Quantize a full-precision checkpoint with llmcompressor and save it compressed, with its tokenizer (so
-    that transformers and vLLM load it as it is). GPTQ and AWQ calibrate on `calibration_texts`, unshuffled
-    and seeded, so the same inputs give the same weights."""
+def quantize(model: torch.nn.Module, tokenizer, quantizer: str, bits: int, group_size: int, symmetric: bool | None,
+             calibration_texts: list[str] = (), calibration: Calibration | None = None, seed: int = 0) -> None:
+    """Quantize a full-precision model in place with llmcompressor (its weights stay in float, with the
+    quantization parameters attached). GPTQ and AWQ calibrate on `calibration_texts`, unshuffled and seeded, so
+    the same inputs give the same weights."""
     from llmcompressor import oneshot
 
     check_quantizer(quantizer, bits)
-    model = load_model(model_dir, "fp32")
-    tokenizer = load_tokenizer(tokenizer_dir)
     check_group_size(model, group_size)
     data = {}
     if quantizer in CALIBRATED:
@@ -122,16 +125,27 @@ def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir:
                     shuffle_calibration_samples=False)
     torch.manual_seed(seed)
     oneshot(model=model, processor=tokenizer, recipe=_recipe(quantizer, bits, group_size, symmetric), **data)
+
+
+def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, quantizer: str, bits: int,
+                      group_size: int, symmetric: bool | None, calibration_texts: list[str] = (),
+                      calibration: Calibration | None = None, seed: int = 0) -> None:
+    """`quantize` a full-precision checkpoint and save it compressed, with its tokenizer (so that transformers and
+    vLLM load it as it is)."""
+    model, tokenizer = load_model(model_dir, "fp32"), load_tokenizer(tokenizer_dir)
+    quantize(model, tokenizer, quantizer, bits, group_size, symmetric, calibration_texts, calibration, seed)
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging, save_compressed=True)
         tokenizer.save_pretrained(staging)
 
 
 def load_dequantized(quantized_dir: str | Path) -> torch.nn.Module:
-    """Load a compressed-tensors checkpoint as ordinary fp32 Linear weights."""
+    """Load a compressed-tensors checkpoint as ordinary fp32 Linear weights. compressed-tensors decompresses
+    NVFP4 in bf16 (the fake-quantized weights rounded once to bf16, a test checks), so the model is cast back to
+    fp32, which is exact."""
     from transformers import CompressedTensorsConfig
 
-    return load_model(quantized_dir, "fp32", quantization_config=CompressedTensorsConfig(dequantize=True))
+    return load_model(quantized_dir, "fp32", quantization_config=CompressedTensorsConfig(dequantize=True)).float()
 
 
 def load_bitsandbytes(model_dir: str | Path, quantizer: str) -> torch.nn.Module:

@@ -92,8 +92,14 @@ def add_paired_recovery(table: pd.DataFrame, resampled: list[dict[str, np.ndarra
 
 
 def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The unlearned models' rows: target and retrain have no method (empty, or NaN once read from CSV)."""
-    return table[table["method"].fillna("") != ""]
+    """The unlearned models' rows, the grid's and the audited ones."""
+    return table[~table["model"].isin(["target", "retrain"])]
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """results/summary.csv as `summarize` made it: text columns that may be empty stay text."""
+    table = pd.read_csv(path)
+    return table.assign(**{c: table[c].fillna("").astype(str) for c in ("method", "unlearn_precision")})
 
 
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -140,11 +146,11 @@ HEADLINE_KEYS = ["unlearn_precision", "sure", "quantizer", "bits"]
 def headline(table: pd.DataFrame, samples: dict | None = None) -> pd.DataFrame:
     """The paper's headline ("21% at full precision, 83% after 4-bit"): per corpus (and `all` corpora), precision
     while unlearning, SURE or not, and format, the mean recovery ratio over the utility-constrained methods,
-    learning rates, seeds and both forget metrics; `vs_full` is its change from full precision (the same rows
-    unquantized), the size of the recovery. Given `samples` (from `summarize`), `vs_full` gets its bootstrap
+    learning rates, seeds and both forget metrics of the grid (audited models have their own rows in `verdicts`);
+    `vs_full` is its change from full precision (the same rows unquantized), the size of the recovery. Given `samples` (from `summarize`), `vs_full` gets its bootstrap
     interval (`vs_full_lo`, `vs_full_hi`) and a `verdict`."""
     base_method = table["method"].str.removesuffix(SURE_SUFFIX)
-    rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"]]
+    rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"] & ~table["audited"]]
     rows = rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
     ratios = rows.melt(id_vars=["corpus", *HEADLINE_KEYS], value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
                        value_name="ratio")
@@ -184,7 +190,13 @@ def format_table(table: pd.DataFrame) -> str:
     columns = ["corpus", "model", "quantizer", "bits", *METRICS, *(f"{m}_ratio" for m in FORGET_METRICS)]
     text = table[columns].to_string(index=False, float_format=lambda x: f"{x:.2f}")
     recovery = headline(table).to_string(index=False, float_format=lambda x: f"{x:.2f}")
-    return f"{text}\n\nMean recovery ratio of the utility-constrained methods (forget metrics):\n{recovery}\n"
+    text = f"{text}\n\nMean recovery ratio of the utility-constrained methods (forget metrics):\n{recovery}\n"
+    audited = verdicts(table[table["audited"]])
+    if audited.empty:
+        return text
+    columns = ["corpus", "model", "quantizer", "bits", "ratio_vs_full", "ratio_vs_full_lo", "ratio_vs_full_hi", "verdict"]
+    return f"{text}\nAudited models: change of the recovery ratio from full precision, 95% interval, verdict:\n" \
+           f"{audited[columns].to_string(index=False, float_format=lambda x: f'{x:+.2f}')}\n"
 
 
 def long_form(table: pd.DataFrame) -> pd.DataFrame:
@@ -197,9 +209,24 @@ def long_form(table: pd.DataFrame) -> pd.DataFrame:
     return table.melt(id_vars=keys, value_vars=values, var_name="metric", value_name="value").dropna(subset=["value"])
 
 
+VERDICT_COLUMNS = ["corpus", "model", "audited", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits",
+                   "group_size", *FORGET_METRICS, *(f"{m}_ratio" for m in FORGET_METRICS), "ratio_vs_full",
+                   "ratio_vs_full_lo", "ratio_vs_full_hi", "verdict", "surviving_update"]
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per unlearned model (the grid's and the audited ones) × quantized format: its forget metrics and
+    recovery ratios there, the ratio's change from full precision with its interval, the verdict, and the share
+    of the unlearning update that the format keeps."""
+    rows = unlearned_rows(table)
+    rows = rows[rows["quantizer"] != "none"]
+    return rows[[c for c in VERDICT_COLUMNS if c in rows]]
+
+
 def write_summary(table: pd.DataFrame, samples: dict, csv_path: str, long_path: str, text_path: str,
-                  headline_path: str) -> None:
+                  headline_path: str, verdicts_path: str) -> None:
     write_text(csv_path, table.to_csv(index=False))
     write_text(long_path, long_form(table).to_csv(index=False))
     write_text(headline_path, headline(table, samples).to_csv(index=False))
+    write_text(verdicts_path, verdicts(table).to_csv(index=False))
     write_text(text_path, format_table(table))

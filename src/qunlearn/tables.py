@@ -15,14 +15,17 @@ def precision_label(quantizer: str, bits: int) -> str:
     return "full" if quantizer == "none" else f"{quantizer.upper()} {bits}-bit"
 
 
-def model_label(model: str, method: str, lr, unlearn_precision: str, seed) -> str:
+def model_label(model: str, audited: bool, method: str, lr, unlearn_precision: str, seed) -> str:
     if model in ("target", "retrain"):
         return model.capitalize()
+    if audited:  # as labelled in the config, with what its entry says
+        said = [method.upper().replace("_", "-"), "" if pd.isna(lr) or lr == "" else f"{float(lr):.0e}", unlearn_precision]
+        return f"{model} (audited{''.join(', ' + s for s in said if s)})"
     return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, seed {int(seed)})"
 
 
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
-    columns = ["model", "method", "lr", "unlearn_precision", "seed"]
+    columns = ["model", "audited", "method", "lr", "unlearn_precision", "seed"]
     return summary.assign(
         Model=[model_label(*values) for values in zip(*(summary[c] for c in columns))],
         Precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],

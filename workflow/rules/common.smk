@@ -1,6 +1,7 @@
 # Helpers that turn the validated config into the grid: corpora × models × precisions.
 import json
 import os
+import re
 import sys
 
 # The library, importable here and in every job (conda envs included) without `pip install -e .`.
@@ -10,6 +11,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.getenv("PYTHONPATH")]))
 )
 
+from qunlearn.audit import Reference, audited_models
 from qunlearn.config import (
     check_config,
     group_size,
@@ -27,14 +29,49 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
-UNLEARNED = [
+UNLEARNED = [  # the grid's
     unlearned_name(method, lr, precision, seed)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
     for precision in config["unlearning"]["precisions"]
     for seed in config["unlearning"]["seeds"]
 ]
-MODELS = ["target", "retrain"] + UNLEARNED
+
+
+def base_model_dir(corpus, role):
+    """The target or retrain model: trained in the DAG for embedded corpora, a local path otherwise."""
+    return config["corpora"][corpus].get(role, f"results/models/{corpus}/{role}")
+
+
+def corpus_tokenizer(corpus):
+    """Real corpora name their tokenizer; the embedded ones share the base model's."""
+    return config["corpora"][corpus].get("tokenizer", "results/tokenizer")
+
+
+# Audit mode: per corpus, unlearned models given by path, checked now (before any job runs) against the target.
+AUDITED = audited_models(
+    config["corpora"],
+    {
+        corpus: Reference(
+            base_model_dir(corpus, "target"),
+            corpus_tokenizer(corpus),
+            config["model"] if "embedded" in config["corpora"][corpus] else None,
+        )
+        for corpus in CORPORA
+    },
+    UNLEARNED,
+)
+
+
+def unlearned_models(corpus):
+    """The grid's unlearned models, then the corpus' audited ones."""
+    return UNLEARNED + list(AUDITED[corpus])
+
+
+ALL_UNLEARNED = UNLEARNED + sorted(
+    {label for models in AUDITED.values() for label in models}
+)
+MODELS = ["target", "retrain"] + ALL_UNLEARNED
 FORMATS = {
     precision_id(f, config["quantization"]): f
     for f in config["quantization"]["formats"]
@@ -46,24 +83,29 @@ SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].
 EVALUATIONS = [
     (corpus, model, precision)
     for corpus in CORPORA
-    for model in MODELS
+    for model in ["target", "retrain", *unlearned_models(corpus)]
     for precision in (["full"] if model == "retrain" else PRECISIONS)
 ]
 # The mechanism: every unlearned model under every format.
 MEASUREMENTS = [
     (corpus, model, precision)
     for corpus in CORPORA
-    for model in UNLEARNED
+    for model in unlearned_models(corpus)
     for precision in QUANTIZED_PRECISIONS
 ]
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: nothing)."""
+    return "|".join(map(re.escape, names)) if names else "^$"
+
+
 wildcard_constraints:
-    corpus="|".join(CORPORA),
+    corpus=one_of(CORPORA),
     role="target|retrain",
-    unlearned="|".join(UNLEARNED) if UNLEARNED else "^$",
-    model="|".join(MODELS),
-    precision="|".join(PRECISIONS),
+    unlearned=one_of(ALL_UNLEARNED),
+    model=one_of(MODELS),
+    precision=one_of(PRECISIONS),
 
 
 def corpus_dir(wildcards):
@@ -72,23 +114,39 @@ def corpus_dir(wildcards):
 
 
 def tokenizer_dir(wildcards):
-    """Real corpora name their tokenizer; the embedded ones share the base model's."""
-    return config["corpora"][wildcards.corpus].get("tokenizer", "results/tokenizer")
+    return corpus_tokenizer(wildcards.corpus)
 
 
-def base_model_dir(corpus, role):
-    """The target or retrain model: trained in the DAG for embedded corpora, a local path otherwise."""
-    return config["corpora"][corpus].get(role, f"results/models/{corpus}/{role}")
+def model_tokenizer_dir(wildcards):
+    """An audited model's own tokenizer (its entry's, or its folder's), else the corpus'."""
+    audited = AUDITED[wildcards.corpus].get(wildcards.model)
+    return audited.tokenizer if audited else tokenizer_dir(wildcards)
 
 
 def target_dir(wildcards):
     return base_model_dir(wildcards.corpus, "target")
 
 
+def model_path(corpus, model):
+    if model in ("target", "retrain"):
+        return base_model_dir(corpus, model)
+    if model in AUDITED[corpus]:
+        return AUDITED[corpus][model].path
+    return f"results/unlearned/{corpus}/{model}"
+
+
 def model_dir(wildcards):
-    if wildcards.model in ("target", "retrain"):
-        return base_model_dir(wildcards.corpus, wildcards.model)
-    return f"results/unlearned/{wildcards.corpus}/{wildcards.model}"
+    return model_path(wildcards.corpus, wildcards.model)
+
+
+def unlearned_dir(wildcards):
+    return model_path(wildcards.corpus, wildcards.unlearned)
+
+
+def unlearning_lr(corpus, unlearned):
+    """The lr a model was unlearned at: the grid's from its name, an audited model's if its entry says it."""
+    audited = AUDITED[corpus].get(unlearned)
+    return audited.lr if audited else float(split_unlearned_name(unlearned).lr)
 
 
 def quantized_dir(wildcards):
@@ -156,7 +214,7 @@ def quantize_settings(precision):
         "quantizer": quantizer,
         "bits": fmt["bits"],
         "group_size": group_size(fmt, config["quantization"]),
-        "symmetric": config["quantization"]["symmetric"][quantizer],
+        "symmetric": config["quantization"]["symmetric"].get(quantizer),  # none for FP4
         "calibration": config["quantization"]["calibration"] if calibrated else None,
     }
 
@@ -164,15 +222,19 @@ def quantize_settings(precision):
 def summary_row(corpus, model, precision):
     """The summary's key columns for one metrics file."""
     name = split_unlearned_name(model) if model in UNLEARNED else None
+    audited = AUDITED[corpus].get(model)
     fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
     saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
     group = group_size(fmt, config["quantization"]) if saved else ""
     return dict(
         corpus=corpus,
         model=model,
-        method=name.method if name else "",
-        lr=name.lr if name else "",
-        unlearn_precision=name.precision if name else "",
+        audited=audited is not None,
+        method=name.method if name else audited.method if audited else "",
+        lr=name.lr if name else (audited.lr or "") if audited else "",
+        unlearn_precision=(
+            name.precision if name else audited.unlearn_precision if audited else ""
+        ),
         seed=name.seed if name else "",
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
@@ -184,12 +246,17 @@ def summary_row(corpus, model, precision):
 def result_settings(corpus, model, precision):
     """Every config value one metrics file depends on, from the corpus to the evaluation."""
     unlearned = model in UNLEARNED
+    audited = AUDITED[corpus].get(model)
     return {
         "seed": config["seed"],
         "corpus": config["corpora"][corpus],
         "tokenizer": config["tokenizer"],
         "model": config["model"],  # pretraining and fine-tuning
-        "unlearning": unlearn_settings(model) if unlearned else None,
+        "unlearning": (
+            unlearn_settings(model)
+            if unlearned
+            else {"audited": vars(audited)} if audited else None
+        ),
         "sure": sure_settings(model) if unlearned else None,
         "checkpoint": config["unlearning"]["checkpoint"] if unlearned else None,
         "quantization": quantize_settings(precision) if precision in FORMATS else None,

@@ -1,7 +1,7 @@
 rule evaluate:
     input:
         corpus=corpus_dir,
-        tokenizer=tokenizer_dir,
+        tokenizer=model_tokenizer_dir,
         model=evaluation_checkpoint,
     output:
         "results/metrics/{corpus}/{model}/{precision}.json",

@@ -5,7 +5,7 @@
 rule mechanism:
     input:
         target=target_dir,
-        model="results/unlearned/{corpus}/{unlearned}",
+        model=unlearned_dir,
         target_quantized=expand(
             "results/quantized/{{corpus}}/target/{precision}",
             precision=SAVED_PRECISIONS,
@@ -28,7 +28,7 @@ rule mechanism:
     resources:
         **job_resources("mechanism"),
     params:
-        lr=lambda wc: float(split_unlearned_name(wc.unlearned).lr),
+        lr=lambda wc: unlearning_lr(wc.corpus, wc.unlearned),
         formats=[
             {"quantizer": FORMATS[p]["quantizer"], "saved": p in SAVED_PRECISIONS}
             for p in QUANTIZED_PRECISIONS

@@ -2,7 +2,7 @@
 rule quantize:
     input:
         model=model_dir,
-        tokenizer=tokenizer_dir,
+        tokenizer=model_tokenizer_dir,
         corpus=corpus_dir,
     output:
         quantized_output("results/quantized/{corpus}/{model}/{precision}"),

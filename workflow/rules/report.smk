@@ -4,6 +4,7 @@ rule summarize:
             f"results/metrics/{corpus}/{model}/{precision}.json"
             for corpus, model, precision in EVALUATIONS
         ],
+        # the grid's unlearning records (audited models have none)
         records=[
             f"results/unlearned/{corpus}/{model}.json"
             for corpus in CORPORA
@@ -24,6 +25,11 @@ rule summarize:
         headline=report(
             "results/recovery.csv",
             caption="../report/recovery.rst",
+            category="Tables",
+        ),
+        verdicts=report(
+            "results/verdicts.csv",
+            caption="../report/verdicts.rst",
             category="Tables",
         ),
     log:

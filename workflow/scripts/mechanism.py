@@ -1,12 +1,13 @@
 from qunlearn.checkpoints import load_state
 from qunlearn.io import write_json
-from qunlearn.mechanism import measure, measure_on_load, quantized_weights
+from qunlearn.mechanism import check_same_shapes, measure, measure_on_load, quantized_weights
 from qunlearn.workflow import start
 
 start(snakemake)
 i = snakemake.input
 # Filtered and converted once, shared by every format.
 target, unlearned = quantized_weights(load_state(i.target)), quantized_weights(load_state(i.model))
+check_same_shapes(target, unlearned)
 checkpoints = iter(zip(i.target_quantized, i.quantized, strict=True))  # the saved formats', in order
 for fmt, out in zip(snakemake.params.formats, snakemake.output, strict=True):
     if fmt["saved"]:

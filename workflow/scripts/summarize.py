@@ -10,4 +10,4 @@ table, samples = summarize(
     mechanism=list(zip(snakemake.input.mechanism, snakemake.params.mechanism_rows, strict=True)),
 )
 o = snakemake.output
-write_summary(table, samples, o.csv, o.long, o.table, o.headline)
+write_summary(table, samples, o.csv, o.long, o.table, o.headline, o.verdicts)

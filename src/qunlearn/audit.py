@@ -1,0 +1,119 @@
+"""Audit mode: unlearned models brought by path (per corpus, `unlearned: {label: path | {path, ...}}`), checked when
+the workflow starts, so that a wrong folder fails at once with the key to fix instead of hours later inside a
+library. Torch-free: the Snakefile runs these checks at every start, dry runs included."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint_files import check_checkpoint, model_config, tensor_shapes, tokenizer_vocabulary
+from .errors import QunlearnError
+
+RESERVED = ("target", "retrain")
+GRID_NAME = re.compile(r"_lr[^_]+_[^_]+_s\d+$")  # the grid's own names, {method}_lr{lr}_{precision}_s{seed}
+TIED_HEAD = "lm_head.weight"  # absent from checkpoints that tie it to the embedding
+# config.json fields that fix a Llama's tensor shapes, and the embedded benchmark's config keys that set them.
+ARCHITECTURE = {"hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",
+                "intermediate_size": "intermediate"}
+
+
+@dataclass(frozen=True)
+class AuditedModel:
+    label: str
+    path: str
+    tokenizer: str  # the folder its quantization and evaluation tokenize with
+    method: str = ""
+    lr: float | None = None
+    unlearn_precision: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an audited model of one corpus must match: its target (a folder, which may not exist yet for an
+    embedded corpus, whose architecture is then `architecture`) and the corpus' tokenizer folder."""
+    target: str
+    tokenizer: str
+    architecture: dict | None = None
+
+
+def audited_models(corpora: dict, references: dict[str, Reference], grid_names: list[str]) -> dict[str, dict[str, AuditedModel]]:
+    """Per corpus, its audited models in the config's order, each checked against the corpus' reference."""
+    return {corpus: {label: _checked(f"corpora.{corpus}.unlearned.{label}", label, entry, references[corpus], grid_names)
+                     for label, entry in spec.get("unlearned", {}).items()}
+            for corpus, spec in corpora.items()}
+
+
+def _checked(key: str, label: str, entry: str | dict, reference: Reference, grid_names: list[str]) -> AuditedModel:
+    entry = {"path": entry} if isinstance(entry, str) else entry
+    try:
+        _check_label(label, grid_names)
+        model = AuditedModel(label=label, tokenizer=_tokenizer_of(entry, reference), **{
+            k: v for k, v in entry.items() if k != "tokenizer"})
+        _check_model(model, reference)
+    except QunlearnError as error:
+        raise QunlearnError(f"{key}: {error.problem}", error.fix) from None
+    return model
+
+
+def _check_label(label: str, grid_names: list[str]) -> None:
+    if label in RESERVED or label in grid_names or GRID_NAME.search(label):
+        raise QunlearnError(f"the label {label!r} collides with the name of a model the workflow makes "
+                            f"({'/'.join(RESERVED)}, or the grid's {{method}}_lr{{lr}}_{{precision}}_s{{seed}})",
+                            "rename the label (for example my-npo-run)")
+
+
+def _tokenizer_of(entry: dict, reference: Reference) -> str:
+    """The entry's `tokenizer`, else the model folder when it holds one, else the corpus' tokenizer."""
+    if "tokenizer" in entry:
+        if not Path(entry["tokenizer"]).is_dir():
+            raise QunlearnError(f"tokenizer folder {entry['tokenizer']} does not exist", "point `tokenizer` at a local folder")
+        return entry["tokenizer"]
+    return entry["path"] if (Path(entry["path"]) / "tokenizer.json").is_file() else reference.tokenizer
+
+
+def _check_model(model: AuditedModel, reference: Reference) -> None:
+    check_checkpoint(model.path)
+    config = model_config(model.path)
+    if Path(reference.target).is_dir():
+        _check_shapes(model.path, reference.target)
+    elif reference.architecture is not None:
+        _check_architecture(config, reference.architecture)
+    if Path(model.tokenizer).is_dir():
+        _check_vocabulary(model, config, reference)
+
+
+def _check_shapes(path: str, target: str) -> None:
+    """Every tensor of the target in the model with the same shape, and no other (a tied or untied lm_head aside):
+    the mechanism compares the two weight by weight."""
+    shapes, target_shapes = tensor_shapes(path), tensor_shapes(target)
+    for name in sorted((shapes.keys() ^ target_shapes.keys()) - {TIED_HEAD}):
+        where = "the model" if name in shapes else "the target"
+        raise QunlearnError(f"{name} is only in {where}: the checkpoint's architecture differs from the target {target}",
+                            "audit a model unlearned from this corpus' target (the same architecture and sizes)")
+    for name, shape in shapes.items():
+        if name in target_shapes and shape != target_shapes[name]:
+            raise QunlearnError(f"{name} has shape {list(shape)}, the target's {list(target_shapes[name])} ({target}): "
+                                "the mechanism compares the two weight by weight",
+                                "audit a model unlearned from this corpus' target (the same architecture and sizes)")
+
+
+def _check_architecture(config: dict, architecture: dict) -> None:
+    """Before the embedded target exists: the sizes in config.json against the config's `model`."""
+    for field, key in ARCHITECTURE.items():
+        if config.get(field) != architecture[key]:
+            raise QunlearnError(f"config.json's {field} is {config.get(field)}, the embedded target's model.{key} "
+                                f"{architecture[key]}", "audit a model unlearned from this corpus' target")
+
+
+def _check_vocabulary(model: AuditedModel, config: dict, reference: Reference) -> None:
+    """The tokenizer has an embedding row for every token, and tokenizes as the target's does (when that one exists):
+    otherwise the metrics would not compare with the target's."""
+    vocabulary = tokenizer_vocabulary(model.tokenizer)
+    rows = config.get("vocab_size")
+    if rows is None or len(vocabulary) > rows:
+        raise QunlearnError(f"the tokenizer {model.tokenizer} has {len(vocabulary)} tokens, the model's embedding "
+                            f"{rows} rows", "give the tokenizer the model was trained with (`tokenizer:` in the entry)")
+    if model.tokenizer != reference.tokenizer and Path(reference.tokenizer).is_dir() \
+            and vocabulary != tokenizer_vocabulary(reference.tokenizer):
+        raise QunlearnError(f"the tokenizer {model.tokenizer} has another vocabulary than the corpus' tokenizer "
+                            f"{reference.tokenizer}", "give the target's tokenizer (`tokenizer:` in the entry)")
