@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CORES  ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
+GGUF   := $(VENV)/.installed-gguf
 
-.PHONY: install run test lint clean
+.PHONY: install install-gguf run test lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The GGUF formats' quantizer: llama.cpp, built from source by pip (about 8 min on 2 cores); not in `install`.
+$(GGUF): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) $(PY) -m pip install -q -c constraints.txt -e '.[test,gguf]'
+	touch $(GGUF)
+
+install-gguf: $(GGUF)
 
 run: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -36,3 +38,13 @@ def toy_tokenizer(toy_tokenizer_dir):
     from qunlearn.checkpoints import load_tokenizer
 
     return load_tokenizer(toy_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def llama_cpp():
+    """llama-cpp-python (the gguf extra): GGUF tests skip without it, except where QUNLEARN_REQUIRE_GGUF=1 (CI)."""
+    if os.environ.get("QUNLEARN_REQUIRE_GGUF") == "1":
+        import llama_cpp
+
+        return llama_cpp
+    return pytest.importorskip("llama_cpp", reason="the gguf extra is not installed (make install-gguf)")

@@ -111,7 +111,7 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"unlearning.batch_size": 0}, r"0 is less than the minimum of 1", "['unlearning']['batch_size']"),
         ({"quantization.group_size": -64}, r"-64 is less than the minimum of 1", "['quantization']['group_size']"),
         ({"unlearning.sure": {"gamma": 120}}, r"120 is greater than the maximum of 100", "['unlearning']['sure']['gamma']"),
-        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"3 is not one of \[4, 8\]", "['quantization']['formats'][0]['bits']"),
+        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"3 is not one of \[4, 5, 8\]", "['quantization']['formats'][0]['bits']"),
         ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"'hqq' is not one of \['rtn', 'gptq', 'awq'", "['quantization']['formats'][0]['quantizer']"),
         ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"'rouge' is not one of \['knowmem_f', 'knowmem_r'\]", "['unlearning']['epoch_metrics'][1]"),
         ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"'retrain' is a required property", "['corpora']['muse-news']"),

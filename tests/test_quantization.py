@@ -42,13 +42,16 @@ def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama
 
 
 def test_every_figure_and_quantizer_in_the_grid_is_implemented():
+    from qunlearn.gguf_format import GGUF_TYPES
     from qunlearn.grid import FIGURES, QUANTIZERS
     from qunlearn.plots import DRAW
 
     assert tuple(DRAW) == FIGURES
     saved = {name for name, q in QUANTIZERS.items() if q.saved}
     bitsandbytes = {name for name, q in QUANTIZERS.items() if not q.saved}
-    assert saved == {"rtn", "gptq", "awq", "nvfp4", "mxfp4"} and all(name.startswith("bnb-") for name in bitsandbytes)
+    gguf = {name for name, q in QUANTIZERS.items() if q.gguf}
+    assert saved - gguf == {"rtn", "gptq", "awq", "nvfp4", "mxfp4"} and all(name.startswith("bnb-") for name in bitsandbytes)
+    assert gguf == {f"gguf-{t.lower()}" for t in GGUF_TYPES.values()} and gguf <= saved
 
 
 @pytest.mark.parametrize("quantizer,block", [("nvfp4", 16), ("mxfp4", 32)])

@@ -35,7 +35,8 @@ class Quantizer:
     name: str
     bits: tuple[int, ...]
     saved: bool  # True: a quantize rule writes a checkpoint; False: quantized while loading
-    group_size: int | None = None  # fixed by the format (the microscaling FP4 formats); else from the config
+    group_size: int | None = None  # fixed by the format (FP4 microscaling, GGUF blocks); else from the config
+    gguf: bool = False  # written as a GGUF file by llama.cpp's quantizer (the `gguf` extra), not by llmcompressor
 
 
 QUANTIZERS = {
@@ -46,6 +47,12 @@ QUANTIZERS = {
     # have FP8 scales under a per-tensor scale, MXFP4's blocks of 32 power-of-two scales.
     "nvfp4": Quantizer("nvfp4", (4,), saved=True, group_size=16),
     "mxfp4": Quantizer("mxfp4", (4,), saved=True, group_size=32),
+    # llama.cpp's formats (Ollama, LM Studio): legacy blocks of 32, k-quants in super-blocks of 256, where _M keeps
+    # some tensors (attn_v, ffn_down, output) at a higher type, as llama.cpp chooses.
+    "gguf-q8_0": Quantizer("gguf-q8_0", (8,), saved=True, group_size=32, gguf=True),
+    "gguf-q4_0": Quantizer("gguf-q4_0", (4,), saved=True, group_size=32, gguf=True),
+    "gguf-q4_k_m": Quantizer("gguf-q4_k_m", (4,), saved=True, group_size=256, gguf=True),
+    "gguf-q5_k_m": Quantizer("gguf-q5_k_m", (5,), saved=True, group_size=256, gguf=True),
     "bnb-fp4": Quantizer("bnb-fp4", (4,), saved=False),
     "bnb-nf4": Quantizer("bnb-nf4", (4,), saved=False),
     "bnb-int8": Quantizer("bnb-int8", (8,), saved=False),

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 from .errors import QunlearnError
+from .gguf_format import load_gguf
+from .grid import QUANTIZERS
 from .quantization import bitsandbytes_dequantized, load_dequantized
 
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
@@ -17,8 +19,8 @@ SCALE_SUFFIX = ".weight_scale"
 BF16_REACH = 2**8
 CAP_BINS = (0.5, 1.0, 2.0)  # |w_target| / (BF16_REACH · lr): the edges of the bins the update is located in
 # Formats whose stored scale is not the step between neighbouring codes: AWQ (per-model bases), NVFP4 and MXFP4
-# (FP4's steps grow along its codebook).
-STEPLESS = ("awq", "nvfp4", "mxfp4")
+# (FP4's steps grow along its codebook), GGUF (its scales stay in the file, and k-quants nest two levels of them).
+STEPLESS = ("awq", "nvfp4", "mxfp4", *(name for name, q in QUANTIZERS.items() if q.gguf))
 NEAR_ZERO = 0.01  # a code is near zero within this fraction of its row's largest quantized magnitude
 
 
@@ -140,8 +142,9 @@ def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unl
     channels by its own activation statistics before rounding, so its stored codes live in per-model bases; an FP4
     format's step grows along its codebook: for these (STEPLESS) only the stored quantized values are compared,
     and step units and the threshold are left out."""
-    target_dequantized = load_dequantized(target_quantized_dir).state_dict()
-    unlearned_dequantized = quantized_weights(load_dequantized(unlearned_quantized_dir).state_dict())
+    load = load_gguf if QUANTIZERS[quantizer].gguf else load_dequantized
+    target_dequantized = load(target_quantized_dir).state_dict()
+    unlearned_dequantized = quantized_weights(load(unlearned_quantized_dir).state_dict())
     steps = None if quantizer in STEPLESS else quantization_steps(target_dequantized)
     target_quantized = quantized_weights(target_dequantized)
     result = compare(target, unlearned, target_quantized, unlearned_dequantized, steps)

@@ -79,6 +79,8 @@ FORMATS = {
 QUANTIZED_PRECISIONS = list(FORMATS)
 PRECISIONS = ["full"] + QUANTIZED_PRECISIONS
 SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].saved]
+GGUF_PRECISIONS = [p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf]
+COMPRESSED_PRECISIONS = [p for p in SAVED_PRECISIONS if p not in GGUF_PRECISIONS]
 # The retrain model is the reference at full precision (PrivLeak, the floor); the others at every precision.
 EVALUATIONS = [
     (corpus, model, precision)
@@ -186,20 +188,20 @@ def checkpoint_rule_input(wildcards):
 
 
 def loader_of(precision):
-    """How evaluation loads the model: as saved, dequantized from a checkpoint, or quantized on load."""
+    """How evaluation loads the model: as saved, dequantized from a compressed-tensors checkpoint or a GGUF file,
+    or quantized on load."""
     if precision == "full":
         return "full"
-    return (
-        "dequantize"
-        if QUANTIZERS[FORMATS[precision]["quantizer"]].saved
-        else FORMATS[precision]["quantizer"]
-    )
+    quantizer = QUANTIZERS[FORMATS[precision]["quantizer"]]
+    if not quantizer.saved:
+        return quantizer.name
+    return "gguf" if quantizer.gguf else "dequantize"
 
 
 def evaluation_checkpoint(wildcards):
     return (
         quantized_dir(wildcards)
-        if loader_of(wildcards.precision) == "dequantize"
+        if wildcards.precision in SAVED_PRECISIONS
         else model_dir(wildcards)
     )
 

@@ -1,4 +1,5 @@
-# Quantizers that write a checkpoint (llmcompressor); bitsandbytes formats are applied at evaluation load.
+# Quantizers that write a checkpoint: llmcompressor's (compressed-tensors) and llama.cpp's (GGUF); bitsandbytes
+# formats are applied at evaluation load.
 rule quantize:
     input:
         model=model_dir,
@@ -10,6 +11,8 @@ rule quantize:
         "results/logs/quantize/{corpus}/{model}/{precision}.log",
     benchmark:
         "results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv"
+    wildcard_constraints:
+        precision=one_of(COMPRESSED_PRECISIONS),
     conda:
         "../../envs/quantize.yaml"
     threads: config["threads"]
@@ -20,3 +23,27 @@ rule quantize:
         seed=config["seed"],
     script:
         "../scripts/quantize.py"
+
+
+# GGUF needs llama.cpp (the `gguf` extra, its own environment): only configs that ask for a gguf-* format use it.
+rule quantize_gguf:
+    input:
+        model=model_dir,
+        tokenizer=model_tokenizer_dir,
+    output:
+        quantized_output("results/quantized/{corpus}/{model}/{precision}"),
+    log:
+        "results/logs/quantize/{corpus}/{model}/{precision}.log",
+    benchmark:
+        "results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv"
+    wildcard_constraints:
+        precision=one_of(GGUF_PRECISIONS),
+    conda:
+        "../../envs/gguf.yaml"
+    threads: config["threads"]
+    resources:
+        **job_resources("quantize"),
+    params:
+        quantizer=lambda wc: FORMATS[wc.precision]["quantizer"],
+    script:
+        "../scripts/quantize_gguf.py"

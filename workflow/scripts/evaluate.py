@@ -1,5 +1,6 @@
 from qunlearn.checkpoints import load_model, load_tokenizer
 from qunlearn.evaluation import batch_size_for, evaluate
+from qunlearn.gguf_format import load_gguf
 from qunlearn.io import write_json
 from qunlearn.muse import load_corpus
 from qunlearn.quantization import load_bitsandbytes, load_dequantized
@@ -11,6 +12,8 @@ if loader == "full":
     model = load_model(snakemake.input.model, "fp32")
 elif loader == "dequantize":
     model = load_dequantized(snakemake.input.model)
+elif loader == "gguf":
+    model = load_gguf(snakemake.input.model)
 else:
     model = load_bitsandbytes(snakemake.input.model, loader)
 result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), load_corpus(snakemake.input.corpus),
