@@ -76,6 +76,15 @@ def test_precision_names():
     assert precision_id({"quantizer": "mxfp4", "bits": 4}, quantization) == "mxfp4-w4g32"
 
 
+def test_a_k_quant_needs_widths_its_super_blocks_divide():
+    ci = yaml.safe_load((ROOT / "presets/ci.yaml").read_text())  # hidden 64
+    ci["quantization"]["formats"] = [{"quantizer": "gguf-q4_k_m", "bits": 4}]
+    with pytest.raises(QunlearnError, match="gguf-q4_k_m's blocks of 256 weights do not divide model.hidden 64"):
+        _validated(ci)
+    ci["quantization"]["formats"] = [{"quantizer": "gguf-q8_0", "bits": 8}]
+    _validated(ci)
+
+
 def test_an_fp4_format_refuses_another_block_size():
     formats = [{"quantizer": "mxfp4", "bits": 4, "group_size": 64}]
     with pytest.raises(QunlearnError, match="mxfp4's blocks are 32 weights by definition, not 64"):

@@ -261,3 +261,38 @@ def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_pa
     assert (verdicts["method"] == "npo_gdr_sure").all() and verdicts["surviving_update"].notna().all()
     assert pd.read_csv(results / "recovery.csv").empty  # the headline is the grid's, and there is no grid
     assert "Audited models" in done.stdout
+
+
+@pytest.mark.e2e
+def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp):
+    """NVFP4, MXFP4 and GGUF (Q8_0, Q4_0; the ci model is too narrow for k-quants' rows of 256) added to the ci
+    preset, in a copy of its run's folder: only their jobs run, and every model gets their metrics and every
+    unlearned model their mechanism rows."""
+    import shutil
+
+    from qunlearn.io import read_json
+
+    workdir = tmp_path / "run"
+    shutil.copytree(ci_run[0], workdir)
+    preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
+    served = [{"quantizer": "nvfp4", "bits": 4}, {"quantizer": "mxfp4", "bits": 4}, {"quantizer": "gguf-q8_0", "bits": 8},
+              {"quantizer": "gguf-q4_0", "bits": 4}]
+    preset["quantization"]["formats"] += served
+    config = tmp_path / "served.yaml"
+    config.write_text(yaml.safe_dump(preset))
+    command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
+    dry = subprocess.run([*command, "-n"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    models = 1 + len(UNLEARNED)  # the target and the unlearned models; the retrain model stays at full precision
+    assert job_counts(dry.stdout) == {"quantize": 2 * models, "quantize_gguf": 2 * models, "evaluate": 4 * models,
+                                      "mechanism": len(UNLEARNED), **AGGREGATE}
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-5000:]
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    for fmt in served:
+        rows = summary[(summary["quantizer"] == fmt["quantizer"]) & (summary["bits"] == fmt["bits"])]
+        assert len(rows) == models and rows["verbmem_f"].between(0, 100).all(), fmt
+        unlearned = rows[rows["model"] != "target"]
+        assert unlearned["surviving_update"].notna().all() and unlearned["verdict"].notna().all(), fmt
+    measured = read_json(workdir / "results/mechanism/toy-news" / sorted(UNLEARNED)[0] / "gguf-q4_0-w4g32.json")
+    assert measured["step_units"] is False and measured["bf16_threshold_lr"] is None
