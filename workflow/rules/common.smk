@@ -79,7 +79,9 @@ FORMATS = {
 QUANTIZED_PRECISIONS = list(FORMATS)
 PRECISIONS = ["full"] + QUANTIZED_PRECISIONS
 SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].saved]
-GGUF_PRECISIONS = [p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf]
+GGUF_PRECISIONS = [
+    p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf
+]
 COMPRESSED_PRECISIONS = [p for p in SAVED_PRECISIONS if p not in GGUF_PRECISIONS]
 # The retrain model is the reference at full precision (PrivLeak, the floor); the others at every precision.
 EVALUATIONS = [
