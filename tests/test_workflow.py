@@ -69,7 +69,8 @@ def test_rerun_has_nothing_to_do(ci_run):
 
 @pytest.mark.e2e
 def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
-    """A corpus given by local paths (as real MUSE is) runs unlearning onwards, never the embedded rules."""
+    """A corpus given by local paths (as real MUSE is) runs unlearning onwards, never the embedded rules; an audited
+    model given by path joins it."""
     workdir, _ = ci_run
     preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
     results = workdir / "results"
@@ -80,6 +81,8 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
             "retrain": str(results / "models/toy-news/retrain"),
             "tokenizer": str(results / "tokenizer"),
             "auc_retrain": 0.5,
+            # audit mode on a real corpus: a model unlearned elsewhere, by path
+            "unlearned": {"mine": str(results / "unlearned/toy-news/ga_klr_lr1e-4_bf16_s0")},
         }
     }
     config = tmp_path / "local.yaml"
@@ -87,8 +90,11 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
     command = snakemake_with(config)
     dry = subprocess.run([*command, "-n", "--cores", "1", "--directory", str(tmp_path)], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert set(job_counts(dry.stdout)) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "tables", "plots",
-                                           "all"}
+    counts = job_counts(dry.stdout)
+    assert set(counts) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "tables", "plots", "all"}
+    models = 1 + len(UNLEARNED) + 1  # the target, the grid's and the audited model, at every precision
+    assert counts["evaluate"] == models * ALL_PRECISIONS + 1 and counts["mechanism"] == len(UNLEARNED) + 1
+    assert counts["unlearn"] == len(UNLEARNED)  # nothing unlearns the audited model
 
 
 def _dry_run_after(ci_run, tmp_path, change) -> dict[str, int]:
