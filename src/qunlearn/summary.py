@@ -147,8 +147,9 @@ def headline(table: pd.DataFrame, samples: dict | None = None) -> pd.DataFrame:
     """The paper's headline ("21% at full precision, 83% after 4-bit"): per corpus (and `all` corpora), precision
     while unlearning, SURE or not, and format, the mean recovery ratio over the utility-constrained methods,
     learning rates, seeds and both forget metrics of the grid (audited models have their own rows in `verdicts`);
-    `vs_full` is its change from full precision (the same rows unquantized), the size of the recovery. Given `samples` (from `summarize`), `vs_full` gets its bootstrap
-    interval (`vs_full_lo`, `vs_full_hi`) and a `verdict`."""
+    `vs_full` is its change from full precision (the same rows unquantized), the size of the recovery. Given
+    `samples` (from `summarize`), `vs_full` gets its bootstrap interval (`vs_full_lo`, `vs_full_hi`) and a
+    `verdict`."""
     base_method = table["method"].str.removesuffix(SURE_SUFFIX)
     rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"] & ~table["audited"]]
     rows = rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
