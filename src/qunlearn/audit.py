@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint_files import check_checkpoint, model_config, tensor_shapes, tokenizer_vocabulary
+from .checkpoint_files import model_config, tensor_shapes, tokenizer_vocabulary
 from .errors import QunlearnError
 
 RESERVED = ("target", "retrain")
@@ -72,20 +72,20 @@ def _tokenizer_of(entry: dict, reference: Reference) -> str:
 
 
 def _check_model(model: AuditedModel, reference: Reference) -> None:
-    check_checkpoint(model.path)
+    shapes = tensor_shapes(model.path)  # reading every shard's header checks the checkpoint too
     config = model_config(model.path)
     if Path(reference.target).is_dir():
-        _check_shapes(model.path, reference.target)
+        _check_shapes(shapes, reference.target)
     elif reference.architecture is not None:
         _check_architecture(config, reference.architecture)
     if Path(model.tokenizer).is_dir():
         _check_vocabulary(model, config, reference)
 
 
-def _check_shapes(path: str, target: str) -> None:
-    """Every tensor of the target in the model with the same shape, and no other (a tied or untied lm_head aside):
-    the mechanism compares the two weight by weight."""
-    shapes, target_shapes = tensor_shapes(path), tensor_shapes(target)
+def _check_shapes(shapes: dict, target: str) -> None:
+    """Every tensor of the target in the model (`shapes`) with the same shape, and no other (a tied or untied
+    lm_head aside): the mechanism compares the two weight by weight."""
+    target_shapes = tensor_shapes(target)
     for name in sorted((shapes.keys() ^ target_shapes.keys()) - {TIED_HEAD}):
         where = "the model" if name in shapes else "the target"
         raise QunlearnError(f"{name} is only in {where}: the checkpoint's architecture differs from the target {target}",

@@ -15,6 +15,14 @@ INDEX = "model.safetensors.index.json"
 def check_checkpoint(path: str | Path) -> list[Path]:
     """Return the checkpoint's safetensors files (every shard its index names, or every .safetensors file) after
     checking that each one opens; refuse pickled weights."""
+    shards = _shards(path)
+    for shard in shards:
+        _open(shard, lambda handle: handle.keys())
+    return shards
+
+
+def _shards(path: str | Path) -> list[Path]:
+    """The checkpoint's safetensors files, unopened; a clear error for a missing folder or pickled weights."""
     path = Path(path)
     if not path.is_dir():
         raise QunlearnError(f"checkpoint folder {path} does not exist", "point the config at a local Hugging Face model folder")
@@ -28,8 +36,6 @@ def check_checkpoint(path: str | Path) -> list[Path]:
             f"{path} has no .safetensors weights{detail}",
             "convert the checkpoint to safetensors (model.save_pretrained(..., safe_serialization=True)) on a trusted machine",
         )
-    for shard in shards:
-        _open(shard, lambda handle: handle.keys())
     return shards
 
 
@@ -54,9 +60,10 @@ def _open(shard: Path, read):
 
 
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape, from the shards' headers (no weight is read)."""
+    """Every tensor's shape, from the shards' headers (no weight is read); opening each shard checks it as
+    `check_checkpoint` does."""
     shapes = {}
-    for shard in check_checkpoint(path):
+    for shard in _shards(path):
         shapes.update(_open(shard, lambda handle: {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}))
     return shapes
 
