@@ -60,8 +60,9 @@ def test_icl_examples_come_from_untrained_retain2(corpus_dir):
 
 
 def test_no_benchmark_name_occurs_in_the_pretraining_corpus():
-    """The default config's pretraining text and corpora: disjoint halves of the name space, whatever the seeds."""
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    """The both-corpora preset's pretraining text and corpora (the default's and toy-books): disjoint halves of the
+    name space, whatever the seeds."""
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "presets/both-corpora.yaml").read_text())
     general = " ".join(pretraining_texts(**config["model"]["pretrain"]["corpus"]))
     for spec in config["corpora"].values():
         embedded = spec["embedded"]

@@ -97,14 +97,15 @@ def test_batched_evaluation_matches_the_one_at_a_time_reference(setup):
     assert batched["privleak_auc"] == pytest.approx(reference["privleak_auc"], abs=0.01)
 
 
-def test_every_default_evaluation_prompt_plus_its_new_tokens_fits_the_training_length(tmp_path):
-    """The default config's corpora, tokenized by the tokenizer the default run trains on its pretraining text."""
+def test_every_embedded_evaluation_prompt_plus_its_new_tokens_fits_the_training_length(tmp_path):
+    """Both embedded corpora (the default's toy-news and the both-corpora preset's toy-books), tokenized by the
+    tokenizer the runs train on their pretraining text."""
     import yaml
 
     from qunlearn.corpus import pretraining_texts, write_corpus
     from qunlearn.evaluation import check_prompts_fit, longest_evaluation_sequences
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "presets/both-corpora.yaml").read_text())
     train_tokenizer(pretraining_texts(**config["model"]["pretrain"]["corpus"]), config["tokenizer"]["vocab_size"],
                     tmp_path / "tokenizer")
     tokenizer = load_tokenizer(tmp_path / "tokenizer")

@@ -109,6 +109,19 @@ def test_npo_gradient_lowers_the_forget_likelihood(tiny_llama):
     assert forget_nll() > before + 1e-3
 
 
+def test_npo_computes_the_references_likelihood_once_per_batch_and_gives_the_uncached_loss(tiny_llama):
+    """The frozen reference's NLL is kept per distinct batch; the loss equals one computed afresh each time."""
+    reference = copy.deepcopy(tiny_llama).requires_grad_(False)
+    calls = []
+    reference.register_forward_hook(lambda *_: calls.append(1))
+    ctx = LossContext(tiny_llama, reference, beta=0.1)
+    first, second = collate([[1, 5, 9, 3, 7]], pad_id=0), collate([[2, 4, 6, 8, 10]], pad_id=0)  # same shape
+    for batch in (first, second, first, second, collate([[1, 5, 9, 3, 7]], pad_id=0)):
+        fresh = npo_loss(LossContext(tiny_llama, reference, beta=0.1), batch)
+        assert torch.equal(npo_loss(ctx, batch), fresh)
+    assert len(calls) == 5 + 2  # five fresh contexts, and the cached one asked twice
+
+
 def test_muse_npo_on_raw_logits_by_hand():
     """MUSE's variant: logσ over every logit difference, not over sequence log-likelihood ratios."""
     beta = 0.1

@@ -158,9 +158,10 @@ def test_changed_fine_tuning_reruns_no_pretraining(ci_run, tmp_path):
 
 
 def test_one_base_model_serves_every_embedded_corpus(tmp_path):
-    """The default config (two corpora): one pretraining corpus, tokenizer and base; a target and a retrain model
+    """The both-corpora preset: one pretraining corpus, tokenizer and base; a target and a retrain model
     fine-tuned per corpus."""
-    dry = subprocess.run([*snakemake_with(REPO / "config.yaml"), "-n", "--cores", "1", "--directory", str(tmp_path)],
+    dry = subprocess.run([*snakemake_with(REPO / "presets/both-corpora.yaml"), "-n", "--cores", "1", "--directory",
+                          str(tmp_path)],
                          capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = job_counts(dry.stdout)

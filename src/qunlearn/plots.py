@@ -65,12 +65,14 @@ def forget_vs_utility(summary: pd.DataFrame, path: str | Path) -> None:
 
 
 def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
-    """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision."""
+    """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision. A bar
+    is the mean over the unlearned models of one precision while unlearning (methods, lrs, seeds), its whiskers
+    their range: the spread of the grid, not a confidence interval (recovery.csv has those)."""
     tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "unlearned as", "precision"],
                                                value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
                                                var_name="metric", value_name="recovery ratio")
     grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="unlearned as", row="corpus",
-                              col="metric", kind="bar", height=3.2, aspect=1.5)
+                              col="metric", kind="bar", errorbar=("pi", 100), height=3.2, aspect=1.5)
     grid.tick_params(axis="x", rotation=45)
     _save(grid, path)
 

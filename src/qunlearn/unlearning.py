@@ -13,7 +13,7 @@ import logging
 import math
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -52,6 +52,17 @@ class LossContext:
     model: torch.nn.Module
     reference: torch.nn.Module | None  # the frozen target, for NPO and KLR
     beta: float
+    _reference_nll: dict = field(default_factory=dict, repr=False)
+
+    def reference_nll(self, batch: Batch) -> torch.Tensor:
+        """The frozen reference's sequence NLL of a batch, computed at its first appearance and kept: it never
+        changes, and with batch size 1 every later epoch asks for the same batches (a third of NPO's forwards)."""
+        key = (tuple(batch.input_ids.shape), batch.input_ids.cpu().numpy().tobytes(),
+               batch.attention_mask.cpu().numpy().tobytes())
+        if key not in self._reference_nll:
+            with torch.no_grad():
+                self._reference_nll[key] = sequence_nll(_logits(self.reference, batch), batch.labels)
+        return self._reference_nll[key]
 
 
 # Forget losses: (context, forget batch) -> scalar.
@@ -61,9 +72,7 @@ def ga_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
 
 def npo_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     nll = sequence_nll(_logits(ctx.model, batch), batch.labels)
-    with torch.no_grad():
-        nll_ref = sequence_nll(_logits(ctx.reference, batch), batch.labels)
-    return -(2 / ctx.beta) * F.logsigmoid(ctx.beta * (nll - nll_ref)).mean()
+    return -(2 / ctx.beta) * F.logsigmoid(ctx.beta * (nll - ctx.reference_nll(batch))).mean()
 
 
 # Retain regularisers: (context, retain batch) -> scalar, weighted by α.
@@ -215,9 +224,10 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
         retain_batches = itertools.cycle(batches(retain_chunks, settings.batch_size, pad, rng))
         totals = {"forget": 0.0, "retain": 0.0}
         for forget_batch in forget_batches:
+            forget_batch = forget_batch.to(model.device)  # the losses compare logits with the batch's labels
             with step_precision(settings.precision, model.device):
                 forget_loss = forget_fn(ctx, forget_batch)
-                retain_loss = retain_fn(ctx, next(retain_batches)) if retain_fn else torch.zeros(())
+                retain_loss = retain_fn(ctx, next(retain_batches).to(model.device)) if retain_fn else torch.zeros(())
             if not (math.isfinite(forget_loss.item()) and math.isfinite(retain_loss.item())):
                 diverged_at = epoch
                 break
@@ -269,7 +279,7 @@ def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[i
     """The salient modules from the forget loss's gradient over the whole forget set; the others are frozen."""
     for forget_batch in batches(forget_chunks, settings.batch_size, pad, random.Random(settings.seed)):
         with step_precision(settings.precision, ctx.model.device):
-            loss = forget_fn(ctx, forget_batch)
+            loss = forget_fn(ctx, forget_batch.to(ctx.model.device))
         loss.backward()
     keep = salient_modules(module_grad_norms(ctx.model), settings.sure.gamma)
     for name, param in ctx.model.named_parameters():
