@@ -80,8 +80,9 @@ def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
 def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
     """The mechanism, per format (columns): the fraction of the unlearning update that survives quantization (top)
     and the recovery-ratio change from full precision (bottom) against the learning rate, one line per precision
-    while unlearning (and per audited model whose entry gives its lr); the dashed line is the lr below which a
-    pure-bf16 update cannot leave the format's zero bin (predicted from the target's weights alone)."""
+    while unlearning (the mean over its seeds, bars their range; and one per audited model whose entry gives its
+    lr); the dashed line is the lr below which a pure-bf16 update cannot leave the format's zero bin (predicted
+    from the target's weights alone)."""
     from matplotlib.ticker import NullFormatter
 
     quantities = ["surviving_update", "ratio_vs_full"]
@@ -90,7 +91,8 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     tidy = _tidy(rows).melt(id_vars=["corpus", "lr", "unlearned as", "precision"], value_vars=quantities,
                             var_name="quantity")
     grid = _seaborn().relplot(tidy, x="lr", y="value", hue="unlearned as", style="corpus", row="quantity",
-                              col="precision", kind="line", marker="o", errorbar=None, height=2.6,
+                              col="precision", kind="line", marker="o", errorbar=("pi", 100), err_style="bars",
+                              height=2.6,
                               facet_kws={"sharey": "row"})
     grid.set(xscale="log")
     grid.set_titles(template="{col_name}")
