@@ -92,8 +92,7 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
                             var_name="quantity")
     grid = _seaborn().relplot(tidy, x="lr", y="value", hue="unlearned as", style="corpus", row="quantity",
                               col="precision", kind="line", marker="o", errorbar=("pi", 100), err_style="bars",
-                              height=2.6,
-                              facet_kws={"sharey": "row"})
+                              height=2.6, facet_kws={"sharey": "row"})
     grid.set(xscale="log")
     grid.set_titles(template="{col_name}")
     for quantity, ax in zip(quantities, grid.axes[:, 0]):
