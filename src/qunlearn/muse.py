@@ -29,7 +29,7 @@ def _load_list(root: Path, relative: str) -> list:
     if not path.is_file():
         raise QunlearnError(
             f"MUSE corpus at {root} is missing {relative}",
-            "point the corpus `path` at a folder in MUSE's layout (README: Data), or regenerate the embedded corpus",
+            "point the corpus `path` at a folder in MUSE's layout (docs/scaling.md), or regenerate the embedded corpus",
         )
     data = read_json(path)
     if not isinstance(data, list) or not data:
