@@ -1,10 +1,37 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from qunlearn.corpus import write_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake_with(config: Path) -> list[str]:
+    """The workflow's command line with a config file (which replaces config.yaml)."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory, worker_id):
+    """One finished run of the ci preset, shared by every test that only reads it (tests that write copy it
+    first): run once per test session, also when pytest-xdist spreads the tests over several workers."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    workdir, stdout = shared / "ci-run", shared / "ci-run.stdout"
+    with FileLock(str(shared / "ci-run.lock")):
+        if not stdout.exists():
+            done = subprocess.run([*snakemake_with(REPO / "presets/ci.yaml"), "--cores", "2", "--directory", str(workdir)],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-5000:]
+            stdout.write_text(done.stdout)
+    return workdir, stdout.read_text()
 
 
 @pytest.fixture(scope="session")

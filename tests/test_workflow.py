@@ -1,7 +1,6 @@
 """End to end: the workflow on the smallest preset, in a temporary folder, as a user would run it."""
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -9,15 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO, snakemake_with
 from qunlearn.workflow import job_counts
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake_with(config: Path) -> list[str]:
-    """The workflow's command line with a config file (which replaces config.yaml)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
-
 
 SNAKEMAKE = snakemake_with(REPO / "presets/ci.yaml")
 COLUMNS = ["corpus", "model", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits", "verbmem_f", "knowmem_f",
@@ -25,17 +17,9 @@ COLUMNS = ["corpus", "model", "method", "lr", "unlearn_precision", "seed", "quan
 UNLEARNED = {f"{method}_lr1e-4_{precision}_s0" for method in ("ga_klr", "npo_gdr_sure") for precision in ("bf16", "mixed")}
 
 
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ci-run")
-    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--directory", str(workdir)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-5000:]
-    return workdir, done
-
-
 @pytest.mark.e2e
 def test_summary_has_a_row_per_model_and_precision(ci_run):
-    workdir, done = ci_run
+    workdir, stdout = ci_run
     summary = pd.read_csv(workdir / "results/summary.csv")
     assert set(COLUMNS) <= set(summary.columns)
     models = {"target", "retrain", *UNLEARNED}
@@ -57,7 +41,7 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
     steps = saved[saved["quantizer"] != "awq"]["below_1_steps"]
     assert steps.between(0, 1).all() and saved[saved["quantizer"] == "awq"]["below_1_steps"].isna().all()
-    assert "verbmem_f" in done.stdout  # the readable table printed at the end of the run
+    assert "verbmem_f" in stdout  # the readable table printed at the end of the run
 
 
 @pytest.mark.e2e
