@@ -34,6 +34,7 @@ rule all:
         "results/summary.csv",
         "results/tables/main.tex",
         "results/tables/recovery.tex",
+        "results/tables/contrast.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
 
 

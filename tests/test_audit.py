@@ -32,8 +32,10 @@ def target(tmp_path, toy_tokenizer_dir):
     return Reference(str(tmp_path / "target"), str(toy_tokenizer_dir)), vocab
 
 
-def _audit(reference, entry, label="mine"):
-    return audited_models({"toy": {"unlearned": {label: entry}}}, {"toy": reference}, GRID)["toy"][label]
+def _audit(reference, entry, label="mine", target_seeds=(0,)):
+    references = {("toy", seed): reference for seed in target_seeds}
+    return audited_models({"toy": {"unlearned": {label: entry}}}, references, {"toy": list(target_seeds)},
+                          GRID)["toy"][label]
 
 
 def test_a_resharded_bf16_copy_with_its_tokenizer_passes(target, tmp_path, toy_tokenizer_dir):
@@ -45,6 +47,10 @@ def test_a_resharded_bf16_copy_with_its_tokenizer_passes(target, tmp_path, toy_t
     assert _audit(reference, str(folder)) == AuditedModel("mine", str(folder), tokenizer=str(folder))
     entry = {"path": str(folder), "method": "simnpo", "lr": 2e-5, "unlearn_precision": "bf16"}
     assert _audit(reference, entry) == AuditedModel("mine", str(folder), str(folder), "simnpo", 2e-5, "bf16")
+    assert _audit(reference, {**entry, "target_seed": 2}, target_seeds=(1, 2)).target_seed == 2
+    assert _audit(reference, entry, target_seeds=(1, 2)).target_seed == 1  # the corpus' first target
+    with pytest.raises(QunlearnError, match=f"{KEY}: target_seed 3 is not a target of this corpus .*\\[1, 2\\]"):
+        _audit(reference, {**entry, "target_seed": 3}, target_seeds=(1, 2))
 
 
 def test_without_a_tokenizer_beside_it_the_corpus_tokenizer_is_used_and_a_tied_head_is_accepted(target, tmp_path):

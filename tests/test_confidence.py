@@ -1,10 +1,7 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from qunlearn import confidence
-from qunlearn.io import write_json
-from qunlearn.summary import headline, summarize
 
 
 def test_the_interval_covers_a_known_mean_at_about_the_nominal_rate():
@@ -25,51 +22,57 @@ def test_the_same_items_give_the_same_draws_and_intervals():
     assert not np.array_equal(first.by_metric["knowmem_f"], other.by_metric["knowmem_f"])
 
 
-def test_verdicts():
-    assert confidence.verdict(0.05, 0.3) == "recovered"
-    assert confidence.verdict(-0.02, 0.05) == "kept"
-    assert confidence.verdict(-0.1, 0.2) == "unclear"
+@pytest.mark.parametrize("estimate, low, high, expected", [
+    (0.13, 0.03, 0.24, "recovered"),  # above 0 and at least the margin
+    (0.06, 0.01, 0.14, "unclear"),  # above 0, but a change smaller than the margin is not called a recovery
+    (0.10, 0.01, 0.19, "recovered"),  # exactly the margin
+    (0.01, -0.02, 0.05, "kept"),  # the whole interval below the margin
+    (0.02, -0.07, 0.10, "unclear"),  # the interval reaches the margin
+    (0.05, -0.10, 0.20, "unclear"),
+])
+def test_the_verdict_has_the_margin_on_both_sides(estimate, low, high, expected):
+    assert confidence.verdict(estimate, low, high, margin=0.1) == expected
+
+
+def test_the_verdict_follows_the_configured_margin_and_is_undefined_without_an_interval():
+    assert confidence.verdict(0.06, 0.01, 0.14, margin=0.05) == "recovered"
+    assert confidence.verdict(0.01, -0.02, 0.04, margin=0.03) == "unclear"
     low, high = confidence.interval(np.array([np.inf, np.nan]))  # the target scored 0 in every resample
-    assert np.isnan(low) and confidence.verdict(low, high) == "undefined"
+    assert np.isnan(low) and confidence.verdict(0.0, low, high) == "undefined"
 
 
-def _write(tmp_path, name, items):
-    scores = {m: float(np.mean(v)) for m, v in items.items()}
-    write_json(tmp_path / f"{name}.json", {**scores, "privleak_auc": 0.5, "items": items})
-    return str(tmp_path / f"{name}.json")
+def test_with_one_target_the_hierarchical_mean_is_the_mean_over_resampled_seeds():
+    """The single-target run's intervals (before targets were a dimension) are reproduced draw for draw."""
+    seeds = np.random.default_rng(1).normal(size=(3, confidence.RESAMPLES))
+    drawn = np.random.default_rng(2).integers(0, 3, size=(confidence.RESAMPLES, 3))
+    expected = seeds[drawn, np.arange(confidence.RESAMPLES)[:, None]].mean(axis=1)
+    assert np.array_equal(confidence.hierarchical_mean([seeds], np.random.default_rng(2)), expected)
+    one = seeds[:1]
+    assert np.array_equal(confidence.hierarchical_mean([one], np.random.default_rng(0)), one[0])
 
 
-def _summary(tmp_path, unlearned_at_rtn):
-    rng = np.random.default_rng(0)
-    target = {m: list(rng.uniform(20, 80, 40)) for m in ("verbmem_f", "knowmem_f", "knowmem_r")}
-    unlearned = {m: list(rng.uniform(0, 40, 40)) for m in target}
-    files, rows = [], []
-    for model, precision, items in [("target", "none", target), ("target", "rtn", target), ("retrain", "none", target),
-                                    ("npo_gdr_lr3e-5_bf16_s0", "none", unlearned),
-                                    ("npo_gdr_lr3e-5_bf16_s0", "rtn", unlearned_at_rtn(unlearned, target))]:
-        files.append(_write(tmp_path, f"{model}-{precision}", items))
-        unlearned_row = model.startswith("npo")
-        rows.append(dict(corpus="news", model=model, audited=False, method="npo_gdr" if unlearned_row else "",
-                         lr="3e-5" if unlearned_row else "", unlearn_precision="bf16" if unlearned_row else "",
-                         seed=0 if unlearned_row else "", quantizer=precision, bits=32 if precision == "none" else 4,
-                         group_size="" if precision == "none" else 64))
-    return summarize(files, rows, [], {"news": None})
+def _cell(rng, target_effects, seeds=2, items=60):
+    """One cell's resampled change as [targets][seeds, RESAMPLES]: every target and seed answers the same items
+    (one item draw shared by all, as the summary pairs them), each item with its own difficulty."""
+    draws = confidence.item_draws(items, rng)
+    difficulty = rng.normal(0, 1.0, items)
+    return [np.stack([confidence.resampled_means(effect + rng.normal(0, 0.3) + difficulty + rng.normal(0, 1.0, items),
+                                                 draws) for _ in range(seeds)])
+            for effect in target_effects]
 
 
-def test_a_model_paired_with_itself_changes_by_exactly_zero(tmp_path):
-    table, samples = _summary(tmp_path, lambda unlearned, target: unlearned)
-    row = table[table["quantizer"] == "rtn"].query("model != 'target'").iloc[0]
-    assert (row["ratio_vs_full"], row["ratio_vs_full_lo"], row["ratio_vs_full_hi"]) == (0, 0, 0)
-    assert row["verdict"] == "kept"
-    result = headline(table, samples).query("quantizer == 'rtn'")
-    assert (result[["vs_full", "vs_full_lo", "vs_full_hi"]].to_numpy() == 0).all() and set(result["corpus"]) == {"news", "all"}
-    assert (table["verbmem_f_lo"] <= table["verbmem_f"]).all() and (table["verbmem_f"] <= table["verbmem_f_hi"]).all()
-
-
-def test_a_model_that_returns_to_the_target_under_quantization_is_recovered(tmp_path):
-    table, samples = _summary(tmp_path, lambda unlearned, target: target)
-    row = table[table["quantizer"] == "rtn"].query("model != 'target'").iloc[0]
-    assert row["ratio_vs_full_lo"] > 0.3 and row["verdict"] == "recovered"
-    assert row["ratio_vs_full"] == pytest.approx(1 - np.mean([row_ for row_ in table.query(
-        "model != 'target' and model != 'retrain' and quantizer == 'none'")[["verbmem_f_ratio", "knowmem_f_ratio"]].iloc[0]]))
-    assert headline(table, samples).query("quantizer == 'rtn'")["verdict"].tolist() == ["recovered", "recovered"]
+def test_resampling_targets_covers_the_recipes_effect_where_targets_disagree():
+    """Targets trained by one recipe differ (a random effect per target, sd 1, against items' and seeds' noise of
+    about 0.2 on a cell's mean): an interval that resamples targets covers the recipe's mean effect (0) at about
+    the nominal rate, and is wider than one that takes every (target, seed) pair as a seed of a single target."""
+    covered, flat_covered, wider = 0, 0, 0
+    for trial in range(100):
+        rng = np.random.default_rng(trial)
+        by_target = _cell(rng, rng.normal(0.0, 1.0, size=10))
+        low, high = confidence.interval(confidence.hierarchical_mean(by_target, rng))
+        flat_low, flat_high = confidence.interval(confidence.hierarchical_mean([np.concatenate(by_target)], rng))
+        covered += low <= 0 <= high
+        flat_covered += flat_low <= 0 <= flat_high
+        wider += (high - low) > (flat_high - flat_low)
+    assert covered >= 90, covered
+    assert wider == 100 and flat_covered < covered, (wider, flat_covered)

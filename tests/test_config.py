@@ -6,7 +6,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from qunlearn.config import check_config, format_lr, method_lrs, precision_id, split_unlearned_name, unlearned_name
+from qunlearn.config import check_config, method_lrs, precision_id
+from qunlearn.identity import UnlearnedName, format_lr, unlearned_name
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluation import KNOWMEM_SPLITS
 from qunlearn.grid import METHOD_NAMES, QUANTIZERS, UNLEARN_PRECISIONS
@@ -61,7 +62,7 @@ def test_lr_spellings_name_the_same_jobs():
 
 def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
     assert unlearned_name("npo_gdr_sure", 0.0001, "bf16", 2) == "npo_gdr_sure_lr1e-4_bf16_s2"
-    name = split_unlearned_name("npo_gdr_sure_lr1e-4_bf16_s2")
+    name = UnlearnedName.parse("npo_gdr_sure_lr1e-4_bf16_s2")
     assert (name.method, name.lr, name.precision, name.seed) == ("npo_gdr_sure", "1e-4", "bf16", 2)
     assert str(name) == "npo_gdr_sure_lr1e-4_bf16_s2"
     config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}}}

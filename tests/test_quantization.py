@@ -44,9 +44,9 @@ def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama
 def test_every_figure_and_quantizer_in_the_grid_is_implemented():
     from qunlearn.gguf_format import GGUF_TYPES
     from qunlearn.grid import FIGURES, QUANTIZERS
-    from qunlearn.plots import DRAW
+    from qunlearn.plots import DRAWN
 
-    assert tuple(DRAW) == FIGURES
+    assert DRAWN == FIGURES
     saved = {name for name, q in QUANTIZERS.items() if q.saved}
     bitsandbytes = {name for name, q in QUANTIZERS.items() if not q.saved}
     gguf = {name for name, q in QUANTIZERS.items() if q.gguf}

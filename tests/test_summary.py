@@ -1,69 +1,178 @@
+"""The summary: ratios and excess against each model's own target, paired intervals, the headline over targets, the
+per-target breakdown and the contrast between precision stacks, on metrics files written by hand."""
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from qunlearn.summary import add_recovery_ratios, headline
+from qunlearn.io import write_json
+from qunlearn.summary import FORGET_METRICS, ITEM_METRICS, contrast, headline, headline_by_target, summarize
+
+RNG_ITEMS = 40
+FORMATS = [("none", 32, ""), ("rtn", 4, 64)]
 
 
-def _table():
-    rows = [
-        # corpus, model, method, quantizer, bits, verbmem_f, knowmem_f
-        ("news", "target", "", "none", 32, 50.0, 40.0),
-        ("news", "target", "", "rtn", 4, 40.0, 20.0),
-        ("news", "ga_klr_lr1e-5", "ga_klr", "none", 32, 10.0, 8.0),
-        ("news", "ga_klr_lr1e-5", "ga_klr", "rtn", 4, 30.0, 20.0),
-        ("news", "ga_lr1e-5", "ga", "none", 32, 0.0, 0.0),  # no utility term: not in the headline
-        ("news", "ga_lr1e-5", "ga", "rtn", 4, 0.0, 0.0),
-    ]
-    table = pd.DataFrame(rows, columns=["corpus", "model", "method", "quantizer", "bits", "verbmem_f", "knowmem_f"])
-    table["diverged"] = table["audited"] = False
-    table["unlearn_precision"] = ["" if m == "" else "bf16" for m in table["method"]]
-    return add_recovery_ratios(table)
+def _grid_row(model: str, method: str, stack: str, seed: int) -> dict:
+    return dict(model=model, audited=False, method=method, lr="3e-5", unlearn_precision=stack, seed=seed)
 
 
-def test_recovery_ratio_is_relative_to_the_target_at_the_same_precision():
-    table = _table()
-    ga_klr = table[table["method"] == "ga_klr"].set_index("quantizer")
-    assert ga_klr.loc["none", "verbmem_f_ratio"] == pytest.approx(0.2)  # 10 / 50
-    assert ga_klr.loc["rtn", "verbmem_f_ratio"] == pytest.approx(0.75)  # 30 / 40, not 30 / 50
-    assert ga_klr.loc["rtn", "knowmem_f_ratio"] == pytest.approx(1.0)
+def _base_row(model: str) -> dict:
+    return dict(model=model, audited=False, method="", lr="", unlearn_precision="", seed="")
 
 
-def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_and_overall():
-    result = headline(_table())
-    assert set(result["corpus"]) == {"news", "all"} and (result["unlearn_precision"] == "bf16").all()
-    news = result[result["corpus"] == "news"].set_index("quantizer")
-    assert news.loc["none", "mean_recovery_ratio"] == pytest.approx((0.2 + 0.2) / 2)
-    assert news.loc["rtn", "mean_recovery_ratio"] == pytest.approx((0.75 + 1.0) / 2)
-    assert news.loc["rtn", "vs_full"] == pytest.approx((0.75 + 1.0) / 2 - 0.2)
-    assert news.loc["none", "vs_full"] == 0 and news.loc["rtn", "values"] == 2
+class Study:
+    """Metrics files of a small study, written to disk as the evaluation writes them, and `summarize` over them."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.files, self.rows = tmp_path, [], []
+
+    def add(self, corpus: str, target_seed: int, row: dict, items_by_format: dict) -> None:
+        for (quantizer, bits, group), items in zip(FORMATS, items_by_format):
+            path = self.tmp_path / f"{corpus}-{target_seed}-{row['model']}-{quantizer}.json"
+            scores = {m: float(np.mean(v)) for m, v in items.items()}
+            write_json(path, {**scores, "privleak_auc": 0.5, "items": items})
+            self.files.append(str(path))
+            self.rows.append(dict(corpus=corpus, target_seed=target_seed, **row, quantizer=quantizer, bits=bits,
+                                  group_size=group))
+
+    def summarize(self, only_target_seed=None):
+        keep = [i for i, row in enumerate(self.rows) if only_target_seed in (None, row["target_seed"])]
+        return summarize([self.files[i] for i in keep], [self.rows[i] for i in keep], [], {"news": None})
 
 
-def test_headline_keeps_unlearning_precisions_apart():
-    table = _table()
-    bf16 = table[table["method"] == "ga_klr"]
-    fp32 = bf16.assign(unlearn_precision="fp32", verbmem_f_ratio=0.2, knowmem_f_ratio=0.2)
-    result = headline(pd.concat([table, fp32])).query("corpus == 'all' and quantizer == 'rtn'")
-    assert result.set_index("unlearn_precision")["vs_full"].to_dict() == pytest.approx({"bf16": 0.675, "fp32": 0.0})
+def _items(rng, low, high):
+    return {m: list(rng.uniform(low, high, RNG_ITEMS)) for m in ITEM_METRICS}
+
+
+def _study(tmp_path, targets=(0,), unlearned_at_rtn=lambda unlearned, target: unlearned, stacks=("bf16",),
+           seeds=(0,), at_rtn_by_stack=None):
+    """Per target seed: its target and retrain model and an NPO_GDR model per stack and unlearning seed; every model
+    unchanged by RTN-4 except the unlearned ones, which `unlearned_at_rtn` (or `at_rtn_by_stack[stack]`) maps."""
+    study, rng = Study(tmp_path), np.random.default_rng(0)
+    for target_seed in targets:
+        target, retrain = _items(rng, 40, 80), _items(rng, 0, 30)
+        study.add("news", target_seed, _base_row("target"), [target, target])
+        study.add("news", target_seed, _base_row("retrain"), [retrain, retrain])
+        for stack in stacks:
+            for seed in seeds:
+                unlearned = _items(rng, 10, 50)
+                at_rtn = (at_rtn_by_stack or {}).get(stack, unlearned_at_rtn)
+                study.add("news", target_seed, _grid_row(f"npo_gdr_lr3e-5_{stack}_s{seed}", "npo_gdr", stack, seed),
+                          [unlearned, at_rtn(unlearned, target)])
+    return study
+
+
+def test_ratio_and_excess_are_relative_to_the_models_own_target_and_retrain_model(tmp_path):
+    table, _ = _study(tmp_path, targets=(0, 1)).summarize()
+    for (seed, quantizer), rows in table.groupby(["target_seed", "quantizer"]):
+        by_model = rows.set_index("model")
+        for metric in FORGET_METRICS:
+            target, retrain = by_model.loc["target", metric], by_model.loc["retrain", metric]
+            model = by_model.loc["npo_gdr_lr3e-5_bf16_s0", metric]
+            assert by_model.loc["npo_gdr_lr3e-5_bf16_s0", f"{metric}_ratio"] == pytest.approx(model / target)
+            assert by_model.loc["npo_gdr_lr3e-5_bf16_s0", f"{metric}_excess"] == pytest.approx(
+                (model - retrain) / (target - retrain))
+
+
+def test_excess_is_1_for_the_target_and_0_for_the_retrain_model_at_every_precision(tmp_path):
+    table, _ = _study(tmp_path, targets=(0, 1)).summarize()
+    for metric in FORGET_METRICS:
+        assert (table.loc[table["model"] == "target", f"{metric}_excess"] == 1).all()
+        assert (table.loc[table["model"] == "retrain", f"{metric}_excess"] == 0).all()
+    assert set(table.loc[table["model"] == "retrain", "quantizer"]) == {"none", "rtn"}
+
+
+def test_a_model_paired_with_its_own_target_gives_exactly_a_single_target_runs_numbers(tmp_path):
+    """Every row of target seed 1 in a two-target study equals the same row of a study with target seed 1 alone:
+    its ratios, excess, paired change and interval."""
+    study = _study(tmp_path, targets=(0, 1), unlearned_at_rtn=lambda unlearned, target: target)
+    both, _ = study.summarize()
+    alone, _ = study.summarize(only_target_seed=1)
+    columns = [c for c in alone.columns if c.endswith(("_ratio", "_excess", "vs_full", "_lo", "_hi", "verdict"))]
+    pd.testing.assert_frame_equal(both[both["target_seed"] == 1][columns].reset_index(drop=True),
+                                  alone[columns].reset_index(drop=True))
+
+
+def test_a_model_paired_with_itself_changes_by_exactly_zero(tmp_path):
+    table, samples = _study(tmp_path).summarize()
+    row = table[(table["quantizer"] == "rtn") & (table["model"] != "target") & (table["model"] != "retrain")].iloc[0]
+    for view in ("ratio", "excess"):
+        assert (row[f"{view}_vs_full"], row[f"{view}_vs_full_lo"], row[f"{view}_vs_full_hi"]) == (0, 0, 0)
+    assert row["verdict"] == "kept" and row["excess_verdict"] == "kept"
+    result = headline(table, samples).query("quantizer == 'rtn'")
+    assert (result[["vs_full", "vs_full_lo", "vs_full_hi"]].to_numpy() == 0).all() and set(result["corpus"]) == {"news", "all"}
+    assert (table["verbmem_f_lo"] <= table["verbmem_f"]).all() and (table["verbmem_f"] <= table["verbmem_f_hi"]).all()
+
+
+def test_a_model_that_returns_to_the_target_under_quantization_is_recovered_in_both_views(tmp_path):
+    table, samples = _study(tmp_path, unlearned_at_rtn=lambda unlearned, target: target).summarize()
+    row = table[(table["quantizer"] == "rtn") & (table["model"].str.startswith("npo"))].iloc[0]
+    full = table[(table["quantizer"] == "none") & (table["model"].str.startswith("npo"))].iloc[0]
+    assert row["ratio_vs_full"] == pytest.approx(1 - np.mean([full[f"{m}_ratio"] for m in FORGET_METRICS]))
+    assert row["excess_vs_full"] == pytest.approx(1 - np.mean([full[f"{m}_excess"] for m in FORGET_METRICS]))
+    assert row["ratio_vs_full_lo"] > 0.3 and row["verdict"] == "recovered" and row["excess_verdict"] == "recovered"
+    result = headline(table, samples).query("quantizer == 'rtn'")
+    assert result["verdict"].tolist() == ["recovered", "recovered"] and result["targets_agree"].tolist() == [1, 1]
+    assert result["target_verdicts"].tolist() == ["recovered 1", "recovered 1"]
+
+
+def test_the_headline_counts_targets_and_how_many_reach_its_verdict(tmp_path):
+    """Three targets: two whose unlearned models return to the target at 4 bits, one whose model keeps its
+    forgetting. The per-target file has each target's own verdict; pooled over targets, the disagreeing target
+    leaves the verdict `unclear` (one resample in 27 draws it three times), and the headline lists the targets'
+    verdicts. Its interval is wider than one target's."""
+    study = _study(tmp_path, targets=(0, 1, 2), unlearned_at_rtn=lambda unlearned, target: target)
+    keep = [i for i, row in enumerate(study.rows) if row["target_seed"] == 2 and row["quantizer"] == "rtn"
+            and row["model"].startswith("npo")]
+    for i in keep:  # target 2's model keeps its full-precision items at 4 bits
+        study.files[i] = study.files[i - 1]
+    table, samples = study.summarize()
+    by_target = headline_by_target(table, samples).query("quantizer == 'rtn'").set_index("target_seed")
+    assert by_target["verdict"].to_dict() == {0: "recovered", 1: "recovered", 2: "kept"}
+    news = headline(table, samples).query("quantizer == 'rtn' and corpus == 'news'").iloc[0]
+    assert news["targets"] == 3 and news["verdict"] == "unclear" and news["targets_agree"] == 0
+    assert news["target_verdicts"] == "recovered 2, kept 1"
+    single = headline(table[table["target_seed"] == 0], samples).query("quantizer == 'rtn' and corpus == 'news'")
+    assert news["vs_full_hi"] - news["vs_full_lo"] > single["vs_full_hi"].iloc[0] - single["vs_full_lo"].iloc[0]
+
+
+def test_the_contrast_is_a_stacks_recovery_minus_the_references_paired_by_target_and_seed(tmp_path):
+    study = _study(tmp_path, targets=(0, 1), stacks=("bf16", "fp32", "mixed"), seeds=(0, 1),
+                   at_rtn_by_stack={"bf16": lambda unlearned, target: target})
+    table, samples = study.summarize()
+    result = contrast(table, samples).set_index(["corpus", "unlearn_precision", "reference"])
+    bf16 = result.loc[("news", "bf16", "fp32")]
+    changes = table[table["quantizer"] == "rtn"].groupby("unlearn_precision")["ratio_vs_full"].mean()
+    assert bf16["contrast"] == pytest.approx(changes["bf16"] - changes["fp32"])
+    assert bf16["verdict"] == "higher" and bf16["targets_above"] == 2 and bf16["targets"] == 2
+    same = result.loc[("news", "mixed", "fp32")]  # both unchanged by quantization: exactly no difference
+    assert (same["contrast"], same["contrast_lo"], same["contrast_hi"], same["verdict"]) == (0, 0, 0, "unclear")
+    assert ("news", "fp32", "fp32") not in result.index and ("all", "bf16", "mixed") in result.index
+    assert result.loc[("news", "fp32", "mixed"), "verdict"] == "unclear"
 
 
 def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path):
-    from qunlearn.io import write_json
-    from qunlearn.summary import summarize
+    study = _study(tmp_path, stacks=("bf16", "fp32"))
+    records = []
+    for stack, diverged in (("bf16", False), ("fp32", True)):
+        write_json(tmp_path / f"{stack}.json", {"diverged": diverged})
+        records.append((str(tmp_path / f"{stack}.json"), dict(corpus="news", target_seed=0,
+                                                              model=f"npo_gdr_lr3e-5_{stack}_s0")))
+    table, _ = summarize(study.files, study.rows, records, {"news": None})
+    assert table.groupby("model")["diverged"].all().to_dict() == {
+        "npo_gdr_lr3e-5_bf16_s0": False, "npo_gdr_lr3e-5_fp32_s0": True, "retrain": False, "target": False}
+    assert set(headline(table)["unlearn_precision"]) == {"bf16"}  # not the diverged model's stack
 
-    metrics = {"verbmem_f": 40.0, "knowmem_f": 30.0, "knowmem_r": 20.0, "privleak_auc": 0.5,
-               "items": {"verbmem_f": [40.0], "knowmem_f": [30.0], "knowmem_r": [20.0]}}
-    files, rows = [], []
-    for model, method in (("target", ""), ("retrain", ""), ("ga_klr_lr1e-4", "ga_klr"), ("ga_gdr_lr1e3", "ga_gdr")):
-        write_json(tmp_path / f"{model}.json", metrics)
-        files.append(str(tmp_path / f"{model}.json"))
-        rows.append(dict(corpus="news", model=model, audited=False, method=method, lr="",
-                         unlearn_precision="bf16" if method else "",
-                         quantizer="none", bits=32, group_size=""))
-    (tmp_path / "news").mkdir()
-    write_json(tmp_path / "news/ga_klr_lr1e-4.json", {"diverged": False})
-    write_json(tmp_path / "news/ga_gdr_lr1e3.json", {"diverged": True, "diverged_epoch": 1})
-    table, _ = summarize(files, rows, [str(tmp_path / "news/ga_klr_lr1e-4.json"), str(tmp_path / "news/ga_gdr_lr1e3.json")],
-                      {"news": None})
-    assert table.set_index("model")["diverged"].to_dict() == {"target": False, "retrain": False, "ga_klr_lr1e-4": False,
-                                                              "ga_gdr_lr1e3": True}
-    assert headline(table)["values"].tolist() == [2, 2]  # GA_KLR's two forget metrics (news, all); not the diverged GA_GDR
+
+def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_and_overall(tmp_path):
+    study = _study(tmp_path)
+    rng = np.random.default_rng(5)
+    ga = _items(rng, 0, 5)
+    study.add("news", 0, _grid_row("ga_lr3e-5_bf16_s0", "ga", "bf16", 0), [ga, ga])  # no utility term: left out
+    table, _ = study.summarize()
+    result = headline(table)
+    npo = table[table["method"] == "npo_gdr"].set_index("quantizer")
+    news = result[result["corpus"] == "news"].set_index("quantizer")
+    assert news.loc["rtn", "mean_recovery_ratio"] == pytest.approx(npo.loc["rtn", ["verbmem_f_ratio", "knowmem_f_ratio"]].mean())
+    assert news.loc["rtn", "values"] == 2 and news.loc["none", "vs_full"] == 0
+    assert result[result["corpus"] == "all"]["mean_recovery_ratio"].tolist() == news["mean_recovery_ratio"].tolist()

@@ -1,33 +1,57 @@
+import numpy as np
 import pandas as pd
 
-from qunlearn.plots import DRAW
-from qunlearn.summary import add_recovery_ratios, headline
-from qunlearn.tables import main_table, model_label, recovery_table
+from qunlearn.plots import draw_all
+from qunlearn.summary import contrast, headline, headline_by_target
+from qunlearn.tables import contrast_table, main_table, model_label, per_model_ratios_table, recovery_table
+
+FORMATS = {"none": 32, "rtn": 4}
 
 
 def _summary():
     rows = [
-        # model, method, lr, quantizer, bits, verbmem_f, knowmem_f, knowmem_r, privleak
-        ("target", "", "", "none", 32, 50.0, 40.0, 30.0, -100.0),
-        ("target", "", "", "rtn", 4, 45.0, 38.0, 29.0, -100.0),
-        ("retrain", "", "", "none", 32, 20.0, 10.0, 31.0, 0.0),
-        ("ga_klr_lr1e-4", "ga_klr", "1e-4", "none", 32, 10.0, 12.0, 20.0, -40.0),
-        ("ga_klr_lr1e-4", "ga_klr", "1e-4", "rtn", 4, 30.0, 20.0, 25.0, -90.0),
-        ("ga_klr_sure_lr1e-4", "ga_klr_sure", "1e-4", "none", 32, 15.0, 11.0, 27.0, 5.0),
-        ("ga_klr_sure_lr1e-4", "ga_klr_sure", "1e-4", "rtn", 4, 16.0, 12.0, 26.0, 8.0),
-        ("my-npo", "", "", "none", 32, 12.0, 14.0, 26.0, -50.0),  # audited: given by path, no method or lr
-        ("my-npo", "", "", "rtn", 4, 40.0, 30.0, 26.0, -95.0),
+        # model, target seed, method, lr, stack, quantizer, verbmem_f, knowmem_f, knowmem_r, privleak
+        ("target", 0, "", "", "", "none", 50.0, 40.0, 30.0, -100.0),
+        ("target", 0, "", "", "", "rtn", 45.0, 38.0, 29.0, -100.0),
+        ("retrain", 0, "", "", "", "none", 20.0, 10.0, 31.0, 0.0),
+        ("retrain", 0, "", "", "", "rtn", 21.0, 10.0, 30.0, 1.0),
+        ("ga_klr_lr1e-4_bf16_s0", 0, "ga_klr", "1e-4", "bf16", "none", 10.0, 12.0, 20.0, -40.0),
+        ("ga_klr_lr1e-4_bf16_s0", 0, "ga_klr", "1e-4", "bf16", "rtn", 30.0, 20.0, 25.0, -90.0),
+        ("ga_klr_lr1e-4_fp32_s0", 0, "ga_klr", "1e-4", "fp32", "none", 11.0, 12.0, 20.0, -40.0),
+        ("ga_klr_lr1e-4_fp32_s0", 0, "ga_klr", "1e-4", "fp32", "rtn", 12.0, 12.0, 20.0, -45.0),
+        ("ga_klr_sure_lr1e-4_bf16_s0", 0, "ga_klr_sure", "1e-4", "bf16", "none", 15.0, 11.0, 27.0, 5.0),
+        ("ga_klr_sure_lr1e-4_bf16_s0", 0, "ga_klr_sure", "1e-4", "bf16", "rtn", 16.0, 12.0, 26.0, 8.0),
+        ("my-npo", 0, "", "", "", "none", 12.0, 14.0, 26.0, -50.0),  # audited: given by path, no method or lr
+        ("my-npo", 0, "", "", "", "rtn", 40.0, 30.0, 26.0, -95.0),
     ]
-    table = pd.DataFrame(rows, columns=["model", "method", "lr", "quantizer", "bits", "verbmem_f", "knowmem_f",
-                                        "knowmem_r", "privleak"]).assign(corpus="toy-news", diverged=False)
-    table["audited"] = table["model"] == "my-npo"
-    table["unlearn_precision"] = ["" if m == "" else "bf16" for m in table["method"]]
-    table["seed"] = ["" if m == "" else 0 for m in table["method"]]
-    table["same_code"] = [None, None, None, None, 0.95, None, 0.99, None, 0.97]
-    table["surviving_update"] = [None, None, None, None, 0.4, None, 0.9, None, 0.3]
-    table["ratio_vs_full"] = [None, None, None, None, 0.3, None, 0.02, None, 0.6]
-    table["bf16_threshold_lr"] = [None, None, None, None, 2e-5, None, 2e-5, None, 2e-5]
-    return add_recovery_ratios(table)
+    table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "unlearn_precision", "quantizer",
+                                        "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
+    table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo",
+                         bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
+                         seed=["" if m == "" else 0 for m in table["method"]])
+    unlearned_rtn = (table["quantizer"] == "rtn") & ~table["model"].isin(["target", "retrain"])
+    table["same_code"] = np.where(unlearned_rtn, 0.97, np.nan)
+    table["surviving_update"] = np.where(unlearned_rtn, 0.4, np.nan)
+    table["bf16_threshold_lr"] = np.where(unlearned_rtn, 2e-5, np.nan)
+    by_format = table.set_index(["model", "quantizer"])
+    for metric in ("verbmem_f", "knowmem_f"):
+        target = table["quantizer"].map(by_format.loc["target", metric])
+        retrain = table["quantizer"].map(by_format.loc["retrain", metric])
+        table[f"{metric}_ratio"] = table[metric] / target
+        table[f"{metric}_excess"] = (table[metric] - retrain) / (target - retrain)
+    full = table[table["quantizer"] == "none"].set_index("model")
+    mean_ratio = table[["verbmem_f_ratio", "knowmem_f_ratio"]].mean(axis=1)
+    table["ratio_vs_full"] = np.where(unlearned_rtn, mean_ratio - table["model"].map(
+        full[["verbmem_f_ratio", "knowmem_f_ratio"]].mean(axis=1)), np.nan)
+    return table
+
+
+def _samples(table):
+    """Bootstrap samples as `summarize` returns them: here each row's change, exactly (no noise)."""
+    rows = table[table["ratio_vs_full"].notna()]
+    keys = ["corpus", "target_seed", "model", "quantizer", "bits", "group_size"]
+    return {tuple(r[k] for k in keys): {"ratio": np.full(2000, r["ratio_vs_full"]), "excess": np.full(2000, 0.1)}
+            for r in rows.to_dict("records")}
 
 
 def test_main_table_is_booktabs_with_the_best_unlearned_value_in_bold():
@@ -37,6 +61,7 @@ def test_main_table_is_booktabs_with_the_best_unlearned_value_in_bold():
     assert "\\textbf{5.0}" in tex  # PrivLeak nearest 0
     assert "\\textbf{27.0}" in tex  # highest utility
     assert "\\textbf{50.0}" not in tex and "\\textbf{31.0}" not in tex  # target and retrain are not candidates
+    assert "Target t0" in tex and "GA-KLR (1e-04, bf16, t0, seed 0)" in tex
 
 
 def test_main_table_cells_carry_half_their_bootstrap_interval():
@@ -47,23 +72,40 @@ def test_main_table_cells_carry_half_their_bootstrap_interval():
     assert "$\\pm$" not in main_table(_summary())  # no intervals in the summary, none in the table
 
 
-def test_recovery_table_has_the_headline_with_and_without_sure():
-    tex = recovery_table(_summary())
-    assert "SURE" in tex and "bf16" in tex and "RTN 4-bit" in tex
-    assert "0.67" in tex and "0.53" in tex  # GA_KLR at RTN 4-bit: VerbMem 30 / 45, KnowMem 20 / 38
+def test_recovery_table_has_each_stacks_change_interval_verdict_and_agreeing_targets():
+    summary = _summary()
+    tex = recovery_table(headline(summary, _samples(summary)))
+    assert "SURE" in tex and "bf16" in tex and "fp32" in tex and "RTN 4-bit" in tex
+    # GA_KLR bf16 at RTN 4-bit: (30/45 + 20/38) / 2 - (10/50 + 12/40) / 2 = +0.35, the interval a point here
+    assert "+0.35 [+0.35, +0.35] recovered (1/1)" in tex and "+0.03 [+0.03, +0.03] kept (1/1)" in tex
+    ratios = per_model_ratios_table(summary)
+    assert "0.67" in ratios and "0.53" in ratios  # VerbMem 30 / 45, KnowMem 20 / 38
+
+
+def test_contrast_table_lists_each_stack_against_each_reference():
+    summary = _summary()
+    tex = contrast_table(contrast(summary, _samples(summary)))
+    assert "bf16 $-$ fp32" in tex and "(1/1)" in tex and "higher" in tex
+    assert "No contrast" in contrast_table(contrast(summary[summary["unlearn_precision"] != "fp32"], _samples(summary)))
 
 
 def test_an_audited_model_is_labelled_as_given_and_stays_out_of_the_headline():
     summary = _summary()
-    assert "my-npo (audited)" in main_table(summary) and "my-npo (audited)" in recovery_table(summary)
-    assert "0.89" in recovery_table(summary)  # its own row: VerbMem 40 / 45 at RTN 4-bit
+    assert "my-npo (audited, t0)" in main_table(summary) and "my-npo (audited, t0)" in per_model_ratios_table(summary)
+    assert "0.89" in per_model_ratios_table(summary)  # its own row: VerbMem 40 / 45 at RTN 4-bit
     grid_only = headline(summary[~summary["audited"]])
     assert headline(summary)["mean_recovery_ratio"].tolist() == grid_only["mean_recovery_ratio"].tolist()
-    labelled = model_label("my-npo", True, "simnpo", 2e-5, "bf16", "")
-    assert labelled == "my-npo (audited, SIMNPO, 2e-05, bf16)"
+    labelled = model_label("my-npo", True, "simnpo", 2e-5, "bf16", "", 1)
+    assert labelled == "my-npo (audited, t1, SIMNPO, 2e-05, bf16)"
 
 
 def test_every_figure_is_drawn(tmp_path):
-    for name, draw in DRAW.items():
-        draw(_summary(), tmp_path / f"{name}.png")
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    summary = _summary()
+    samples = _samples(summary)
+    recovery, by_target = headline(summary, samples), headline_by_target(summary, samples)
+    paths = {name: tmp_path / f"{name}.png" for name in ("recovery_verdicts", "forget_across_precisions",
+                                                          "forget_vs_utility", "recovery_ratios",
+                                                          "surviving_update_against_lr")}
+    draw_all(summary, recovery, by_target, paths, margin=0.1)
+    for name, path in paths.items():
+        assert path.read_bytes()[:4] == b"\x89PNG", name

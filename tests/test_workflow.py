@@ -23,20 +23,32 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     summary = pd.read_csv(workdir / "results/summary.csv")
     assert set(COLUMNS) <= set(summary.columns)
     models = {"target", "retrain", *UNLEARNED}
-    assert set(summary["model"]) == models
+    assert set(summary["model"]) == models and (summary["target_seed"] == 0).all()
     precisions = {("none", 32), ("rtn", 4), ("rtn", 8), ("gptq", 4), ("awq", 4), ("bnb-fp4", 4), ("bnb-int8", 8)}
     assert set(zip(summary["quantizer"], summary["bits"])) == precisions
-    assert len(summary) == (len(models) - 1) * len(precisions) + 1  # the retrain model at full precision only
+    assert len(summary) == len(models) * len(precisions)  # the retrain model at every precision too
     for metric in ("verbmem_f", "knowmem_f", "knowmem_r"):
         assert summary[metric].between(0, 100).all()
     retrain_fp = summary[(summary["model"] == "retrain") & (summary["quantizer"] == "none")]
     assert retrain_fp["privleak"].iloc[0] == 0.0  # PrivLeak's reference is this very model
+    for metric in ("verbmem_f", "knowmem_f"):  # the excess view's anchors, at every precision
+        assert (summary.loc[summary["model"] == "target", f"{metric}_excess"] == 1).all()
+        assert (summary.loc[summary["model"] == "retrain", f"{metric}_excess"] == 0).all()
     unlearned = summary[summary["method"].notna()]
     assert set(unlearned["method"]) == {"ga_klr", "npo_gdr_sure"} and (unlearned["lr"] == 1e-4).all()
     assert set(unlearned["unlearn_precision"]) == {"bf16", "mixed"} and (unlearned["seed"] == 0).all()
     recovery = pd.read_csv(workdir / "results/recovery.csv")
     assert set(recovery["corpus"]) == {"toy-news", "all"}
     assert len(recovery) == 2 * 2 * 2 * len(precisions)  # corpus (and all) × unlearn_precision × SURE × format
+    quantized = recovery[recovery["quantizer"] != "none"]
+    assert (quantized["targets"] == 1).all() and quantized["targets_agree"].isin([0, 1]).all()
+    verdicts = ["kept", "recovered", "unclear", "undefined"]  # undefined: the ci target's tiny model scores 0
+    assert quantized["verdict"].isin(verdicts).all() and quantized["excess_verdict"].isin(verdicts).all()
+    by_target = pd.read_csv(workdir / "results/recovery_by_target.csv")
+    assert len(by_target) == 2 * 2 * len(precisions) and (by_target["target_seed"] == 0).all()  # news only
+    contrast = pd.read_csv(workdir / "results/contrast.csv")  # bf16 against mixed, per corpus (and all), SURE, format
+    assert len(contrast) == 2 * 2 * (len(precisions) - 1) and set(contrast["reference"]) == {"mixed"}
+    assert contrast["verdict"].isin(["higher", "lower", "unclear", "undefined"]).all()
     saved = unlearned[unlearned["quantizer"].isin(["rtn", "gptq", "awq"])]
     assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
     steps = saved[saved["quantizer"] != "awq"]["below_1_steps"]
@@ -61,12 +73,12 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
     preset["corpora"] = {
         "local-muse": {
             "path": str(results / "corpora/toy-news"),
-            "target": str(results / "models/toy-news/target"),
-            "retrain": str(results / "models/toy-news/retrain"),
+            "target": str(results / "models/toy-news/t0/target"),
+            "retrain": str(results / "models/toy-news/t0/retrain"),
             "tokenizer": str(results / "tokenizer"),
             "auc_retrain": 0.5,
             # audit mode on a real corpus: a model unlearned elsewhere, by path
-            "unlearned": {"mine": str(results / "unlearned/toy-news/ga_klr_lr1e-4_bf16_s0")},
+            "unlearned": {"mine": str(results / "unlearned/toy-news/t0/ga_klr_lr1e-4_bf16_s0")},
         }
     }
     config = tmp_path / "local.yaml"
@@ -76,8 +88,8 @@ def test_real_corpus_paths_skip_the_training_rules(ci_run, tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = job_counts(dry.stdout)
     assert set(counts) == {"unlearn", "quantize", "evaluate", "mechanism", "summarize", "tables", "plots", "all"}
-    models = 1 + len(UNLEARNED) + 1  # the target, the grid's and the audited model, at every precision
-    assert counts["evaluate"] == models * ALL_PRECISIONS + 1 and counts["mechanism"] == len(UNLEARNED) + 1
+    models = 2 + len(UNLEARNED) + 1  # target, retrain, the grid's and the audited model, at every precision
+    assert counts["evaluate"] == models * ALL_PRECISIONS and counts["mechanism"] == len(UNLEARNED) + 1
     assert counts["unlearn"] == len(UNLEARNED)  # nothing unlearns the audited model
 
 
@@ -109,7 +121,7 @@ def _times(counts: dict[str, int], n: int) -> dict[str, int]:
 @pytest.mark.e2e
 def test_a_changed_evaluation_value_reruns_evaluation_only(ci_run, tmp_path):
     counts = _dry_run_after(ci_run, tmp_path, lambda c: c["evaluation"].update(batch_size=8))
-    assert counts == {"evaluate": (1 + len(UNLEARNED)) * ALL_PRECISIONS + 1, **AGGREGATE}
+    assert counts == {"evaluate": (2 + len(UNLEARNED)) * ALL_PRECISIONS, **AGGREGATE}
 
 
 @pytest.mark.e2e
@@ -133,6 +145,16 @@ def test_an_added_seed_or_precision_adds_only_its_jobs(ci_run, tmp_path):
 
 
 @pytest.mark.e2e
+def test_an_added_target_seed_adds_only_its_pairs_jobs(ci_run, tmp_path):
+    """A second target seed: its target and retrain pair fine-tuned from the same base, every grid model unlearned
+    from it, and all of them quantized, measured and evaluated; nothing of the first target's runs again."""
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["model"].update(seeds=[0, 1]))
+    models = 2 + len(UNLEARNED)
+    assert counts == {"finetune": 2, "unlearn": len(UNLEARNED), "quantize": models * SAVED_FORMATS,
+                      "mechanism": len(UNLEARNED), "evaluate": models * ALL_PRECISIONS, **AGGREGATE}
+
+
+@pytest.mark.e2e
 def test_changed_fine_tuning_reruns_no_pretraining(ci_run, tmp_path):
     counts = _dry_run_after(ci_run, tmp_path, lambda c: c["model"]["finetune"].update(epochs=4))
     assert "pretrain" not in counts and "train_tokenizer" not in counts
@@ -143,7 +165,7 @@ def test_changed_fine_tuning_reruns_no_pretraining(ci_run, tmp_path):
 
 def test_one_base_model_serves_every_embedded_corpus(tmp_path):
     """The both-corpora preset: one pretraining corpus, tokenizer and base; a target and a retrain model
-    fine-tuned per corpus."""
+    fine-tuned per corpus and target seed (three)."""
     dry = subprocess.run([*snakemake_with(REPO / "presets/both-corpora.yaml"), "-n", "--cores", "1", "--directory",
                           str(tmp_path)],
                          capture_output=True, text=True)
@@ -152,7 +174,7 @@ def test_one_base_model_serves_every_embedded_corpus(tmp_path):
     assert {rule: counts[rule] for rule in ("generate_pretraining_corpus", "train_tokenizer", "pretrain", "finetune",
                                             "generate_corpus")} == {"generate_pretraining_corpus": 1,
                                                                     "train_tokenizer": 1, "pretrain": 1,
-                                                                    "finetune": 4, "generate_corpus": 2}
+                                                                    "finetune": 2 * 2 * 3, "generate_corpus": 2}
 
 
 def _metric_files(workdir: Path) -> dict[str, bytes]:
@@ -161,36 +183,46 @@ def _metric_files(workdir: Path) -> dict[str, bytes]:
 
 @pytest.mark.e2e
 def test_killed_run_resumes_and_a_second_run_gives_identical_metrics(ci_run, tmp_path):
-    """The ci preset again from scratch, killed (SIGKILL) in the middle of its first unlearning job, then
-    resumed. Finished jobs are not redone, the killed job's output never appears half-written, and every
-    metrics file is byte-identical to the first run's. This run also marks quantized checkpoints temporary."""
+    """A smaller grid with two targets, from scratch, killed (SIGKILL) in the middle of its first unlearning job,
+    then resumed. Finished jobs are not redone, the killed job's output never appears half-written, and every
+    metrics file it shares with the ci run (target seed 0's target, retrain and GA_KLR bf16 at full precision,
+    RTN-4 and FP4) is byte-identical to the ci run's: the same models from a second run, with a second target
+    beside them. Its summary pools the two targets. This run also marks quantized checkpoints temporary."""
     first, _ = ci_run
     preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
-    preset["quantization"]["keep_checkpoints"] = False
-    config = tmp_path / "ci-temp.yaml"
+    preset["model"]["seeds"] = [0, 1]
+    preset["unlearning"].update(methods=["ga_klr"], precisions=["bf16"])
+    preset["quantization"].update(keep_checkpoints=False, formats=[{"quantizer": "rtn", "bits": 4},
+                                                                   {"quantizer": "bnb-fp4", "bits": 4}])
+    config = tmp_path / "two-targets.yaml"
     config.write_text(yaml.safe_dump(preset))
     workdir = tmp_path / "run"
     command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    unlearn_log = workdir / "results/logs/unlearn/toy-news/ga_klr_lr1e-4_bf16_s0.log"
-    while not unlearn_log.exists() and run.poll() is None:
+    while not list((workdir / "results/logs/unlearn").rglob("*.log")) and run.poll() is None:
         time.sleep(0.01)
     # The job has started (its script opened its log) and is loading the models. A crash: Snakemake and its
     # running job die at once (jobs run in their own process groups).
     subprocess.run(["pkill", "-KILL", "-f", str(workdir)], check=True)
     run.wait()
-    assert not (workdir / "results/unlearned/toy-news/ga_klr_lr1e-4_bf16_s0").exists()  # nothing half-written in place
+    killed = next((workdir / "results/logs/unlearn").rglob("*.log")).relative_to(workdir / "results/logs/unlearn")
+    assert not (workdir / "results/unlearned" / killed.with_suffix("")).exists()  # nothing half-written in place
     finished = {p: p.stat().st_mtime_ns for p in (workdir / "results/models").rglob("*.safetensors")}
-    assert len(finished) == 3  # base, target, retrain
+    assert len(finished) >= 3  # base and the killed job's target and retrain, at least
 
     unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True)  # a crash leaves the lock
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-5000:]
-    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # base, target and retrain were not trained again
-    assert _metric_files(workdir) == _metric_files(first)
-    assert len(_metric_files(first)) == (1 + len(UNLEARNED)) * ALL_PRECISIONS + 1
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished models were not trained again
+    metrics = _metric_files(workdir)
+    assert len(metrics) == 2 * 3 * 3  # two targets × (target, retrain, GA_KLR) × (full, RTN-4, FP4)
+    shared = {path: content for path, content in metrics.items() if "/t0/" in path}
+    assert len(shared) == 9 and {path: _metric_files(first)[path] for path in shared} == shared
     assert not list((workdir / "results/quantized").rglob("*.safetensors"))  # temporary, deleted once used
+    recovery = pd.read_csv(workdir / "results/recovery.csv")
+    assert (recovery["targets"] == 2).all()
+    assert set(pd.read_csv(workdir / "results/recovery_by_target.csv")["target_seed"]) == {0, 1}
 
 
 def test_an_audited_label_that_collides_with_a_grid_model_fails_before_any_job(tmp_path):
@@ -222,7 +254,8 @@ def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_pa
     workdir = tmp_path / "run"
     shutil.copytree(ci_run[0], workdir)
     grid_model, exported = "npo_gdr_sure_lr1e-4_bf16_s0", tmp_path / "exported"
-    model = AutoModelForCausalLM.from_pretrained(workdir / "results/unlearned/toy-news" / grid_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(workdir / "results/unlearned/toy-news/t0" / grid_model,
+                                                 dtype=torch.float32)
     model.save_pretrained(exported, max_shard_size="100KB")
     AutoTokenizer.from_pretrained(workdir / "results/tokenizer").save_pretrained(exported)
     assert len(list(exported.glob("*.safetensors"))) > 1
@@ -241,10 +274,10 @@ def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_pa
 
     results = workdir / "results"
     for kind, keys in (("metrics", ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc", "items")), ("mechanism", None)):
-        grid_files = sorted((results / kind / "toy-news" / grid_model).glob("*.json"))
+        grid_files = sorted((results / kind / "toy-news/t0" / grid_model).glob("*.json"))
         assert len(grid_files) == (ALL_PRECISIONS if kind == "metrics" else ALL_PRECISIONS - 1)
         for grid_file in grid_files:
-            grid, audited = read_json(grid_file), read_json(results / kind / "toy-news/exported" / grid_file.name)
+            grid, audited = read_json(grid_file), read_json(results / kind / "toy-news/t0/exported" / grid_file.name)
             assert {k: grid[k] for k in keys or grid} == {k: audited[k] for k in keys or grid}, grid_file.name
     verdicts = pd.read_csv(results / "verdicts.csv")
     assert set(verdicts["model"]) == {"exported"} and verdicts["audited"].all() and len(verdicts) == ALL_PRECISIONS - 1
@@ -274,7 +307,7 @@ def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp
     command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
     dry = subprocess.run([*command, "-n"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    models = 1 + len(UNLEARNED)  # the target and the unlearned models; the retrain model stays at full precision
+    models = 2 + len(UNLEARNED)  # the target, the retrain and the unlearned models
     assert job_counts(dry.stdout) == {"quantize": 2 * models, "quantize_gguf": 2 * models, "evaluate": 4 * models,
                                       "mechanism": len(UNLEARNED), **AGGREGATE}
     done = subprocess.run(command, capture_output=True, text=True)
@@ -283,7 +316,7 @@ def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp
     for fmt in served:
         rows = summary[(summary["quantizer"] == fmt["quantizer"]) & (summary["bits"] == fmt["bits"])]
         assert len(rows) == models and rows["verbmem_f"].between(0, 100).all(), fmt
-        unlearned = rows[rows["model"] != "target"]
+        unlearned = rows[~rows["model"].isin(["target", "retrain"])]
         assert unlearned["surviving_update"].notna().all() and unlearned["verdict"].notna().all(), fmt
-    measured = read_json(workdir / "results/mechanism/toy-news" / sorted(UNLEARNED)[0] / "gguf-q4_0-w4g32.json")
+    measured = read_json(workdir / "results/mechanism/toy-news/t0" / sorted(UNLEARNED)[0] / "gguf-q4_0-w4g32.json")
     assert measured["step_units"] is False and measured["bf16_threshold_lr"] is None

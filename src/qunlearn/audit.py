@@ -2,15 +2,12 @@
 the workflow starts, so that a wrong folder fails at once with the key to fix instead of hours later inside a
 library. Torch-free: the Snakefile runs these checks at every start, dry runs included."""
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint_files import model_config, tensor_shapes, tokenizer_vocabulary
 from .errors import QunlearnError
-
-RESERVED = ("target", "retrain")
-GRID_NAME = re.compile(r"_lr[^_]+_[^_]+_s\d+$")  # the grid's own names, {method}_lr{lr}_{precision}_s{seed}
+from .identity import BASE_ROLES, GRID_NAME
 TIED_HEAD = "lm_head.weight"  # absent from checkpoints that tie it to the embedding
 # config.json fields that fix a Llama's tensor shapes, and the embedded benchmark's config keys that set them.
 ARCHITECTURE = {"hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",
@@ -25,6 +22,7 @@ class AuditedModel:
     method: str = ""
     lr: float | None = None
     unlearn_precision: str = ""
+    target_seed: int = 0  # the target it was unlearned from (embedded corpora fine-tune one per seed of model.seeds)
 
 
 @dataclass(frozen=True)
@@ -36,19 +34,28 @@ class Reference:
     architecture: dict | None = None
 
 
-def audited_models(corpora: dict, references: dict[str, Reference], grid_names: list[str]) -> dict[str, dict[str, AuditedModel]]:
-    """Per corpus, its audited models in the config's order, each checked against the corpus' reference."""
-    return {corpus: {label: _checked(f"corpora.{corpus}.unlearned.{label}", label, entry, references[corpus], grid_names)
+def audited_models(corpora: dict, references: dict[tuple[str, int], Reference], target_seeds: dict[str, list[int]],
+                   grid_names: list[str]) -> dict[str, dict[str, AuditedModel]]:
+    """Per corpus, its audited models in the config's order, each checked against the reference of its target
+    (`references` by corpus and target seed; an entry without `target_seed` takes the corpus' first)."""
+    return {corpus: {label: _checked(f"corpora.{corpus}.unlearned.{label}", label, entry, references, corpus,
+                                     target_seeds[corpus], grid_names)
                      for label, entry in spec.get("unlearned", {}).items()}
             for corpus, spec in corpora.items()}
 
 
-def _checked(key: str, label: str, entry: str | dict, reference: Reference, grid_names: list[str]) -> AuditedModel:
+def _checked(key: str, label: str, entry: str | dict, references: dict[tuple[str, int], Reference], corpus: str,
+             target_seeds: list[int], grid_names: list[str]) -> AuditedModel:
     entry = {"path": entry} if isinstance(entry, str) else entry
     try:
         _check_label(label, grid_names)
+        seed = entry.get("target_seed", target_seeds[0])
+        if seed not in target_seeds:
+            raise QunlearnError(f"target_seed {seed} is not a target of this corpus (its seeds: {target_seeds})",
+                                "give the seed of the target the model was unlearned from, one of model.seeds")
+        reference = references[(corpus, seed)]
         model = AuditedModel(label=label, tokenizer=_tokenizer_of(entry, reference), **{
-            k: v for k, v in entry.items() if k != "tokenizer"})
+            k: v for k, v in {**entry, "target_seed": seed}.items() if k != "tokenizer"})
         _check_model(model, reference)
     except QunlearnError as error:
         raise QunlearnError(f"{key}: {error.problem}", error.fix) from None
@@ -56,9 +63,9 @@ def _checked(key: str, label: str, entry: str | dict, reference: Reference, grid
 
 
 def _check_label(label: str, grid_names: list[str]) -> None:
-    if label in RESERVED or label in grid_names or GRID_NAME.search(label):
+    if label in BASE_ROLES or label in grid_names or GRID_NAME.search(label):
         raise QunlearnError(f"the label {label!r} collides with the name of a model the workflow makes "
-                            f"({'/'.join(RESERVED)}, or the grid's {{method}}_lr{{lr}}_{{precision}}_s{{seed}})",
+                            f"({'/'.join(BASE_ROLES)}, or the grid's {{method}}_lr{{lr}}_{{precision}}_s{{seed}})",
                             "rename the label (for example my-npo-run)")
 
 

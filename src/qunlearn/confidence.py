@@ -1,9 +1,11 @@
-"""Confidence from the items: a seeded bootstrap over each metric's items (VerbMem prompts, KnowMem questions).
+"""Confidence from the items, the unlearning seeds and the targets: a seeded, paired, hierarchical bootstrap.
 
 Every model of a corpus answers the same items, so one draw of item indices per corpus and metric serves all of
-its models and precisions at once: differences between two precisions of one model, or between a model and the
-target, are paired. Where a cell (method × lr × precision while unlearning) has several unlearning seeds, each
-resample also draws the seeds with replacement. The same inputs give the same intervals (the draws are seeded).
+its models, targets and precisions at once: differences between two precisions of one model, between a model and
+its target, or between two precision stacks, are paired. Where a cell (method × lr × precision while unlearning)
+has several targets (the fine-tuning seeds) and several unlearning seeds per target, each resample draws the
+targets with replacement, then the unlearning seeds within each drawn target, over those item draws. The same
+inputs give the same intervals (the draws are seeded).
 """
 
 from dataclasses import dataclass
@@ -13,8 +15,8 @@ import numpy as np
 RESAMPLES = 2000
 LEVEL = 0.95
 SEED = 0
-# A change of the recovery ratio smaller than this is "kept" (forgetting survives) when the whole interval lies
-# below it; "recovered" when the interval lies above 0 otherwise; "unclear" else.
+# The default margin of the verdict (config `report.margin`): the smallest change of the recovery ratio that the
+# verdict calls a recovery, and the bound below which the whole interval must lie for "kept".
 MARGIN = 0.1
 
 
@@ -39,12 +41,14 @@ def interval(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def verdict(low: float, high: float) -> str:
-    if np.isnan(low):
+def verdict(estimate: float, low: float, high: float, margin: float = MARGIN) -> str:
+    """`kept` when the whole interval lies below the margin; `recovered` when it lies above 0 and the estimate is
+    at least the margin (a change too small to matter is not called a recovery, however sure); else `unclear`."""
+    if np.isnan(low) or np.isnan(estimate):
         return "undefined"  # the target scores 0: no recovery ratio
-    if high < MARGIN:
+    if high < margin:
         return "kept"
-    return "recovered" if low > 0 else "unclear"
+    return "recovered" if low > 0 and estimate >= margin else "unclear"
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,27 @@ class Draws:
         return cls({metric: item_draws(n, rng) for metric, n in sorted(items_per_metric.items())})
 
 
-def mean_over_seeds(samples_by_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """[seeds, RESAMPLES] -> [RESAMPLES]: each resample averages seeds drawn with replacement (a single seed is
-    taken as it is)."""
-    seeds = samples_by_seed.shape[0]
+def hierarchical_mean(samples_by_target: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """[targets][seeds, RESAMPLES] -> [RESAMPLES]: each resample draws targets with replacement, then, for each
+    drawn target, its unlearning seeds with replacement, and averages what it drew. A level with one member is
+    taken as it is. Targets may have different numbers of seeds."""
+    targets = len(samples_by_target)
+    drawn_targets = (rng.integers(0, targets, size=(RESAMPLES, targets)) if targets > 1
+                     else np.zeros((RESAMPLES, 1), dtype=int))
+    means = np.zeros(RESAMPLES)
+    for slot in range(targets):
+        chosen = drawn_targets[:, slot]
+        for target, samples in enumerate(samples_by_target):
+            rows = np.flatnonzero(chosen == target)
+            if rows.size:
+                means[rows] += _seed_draw_means(samples, rows, rng)
+    return means / targets
+
+
+def _seed_draw_means(samples: np.ndarray, resamples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For the given resamples of one target, the mean over its seeds drawn with replacement."""
+    seeds = samples.shape[0]
     if seeds == 1:
-        return samples_by_seed[0]
-    drawn = rng.integers(0, seeds, size=(RESAMPLES, seeds))
-    return samples_by_seed[drawn, np.arange(RESAMPLES)[:, None]].mean(axis=1)
+        return samples[0, resamples]
+    drawn = rng.integers(0, seeds, size=(resamples.size, seeds))
+    return samples[drawn, resamples[:, None]].mean(axis=1)

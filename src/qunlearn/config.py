@@ -2,41 +2,12 @@
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import QunlearnError
 from .grid import QUANTIZERS, check_quantizer, parse_method
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
-
-
-def format_lr(lr: float) -> str:
-    """One spelling per value (1e-5, 1.0e-5 and 0.00001 name the same jobs)."""
-    return f"{float(lr):.0e}".replace("e-0", "e-")
-
-
-@dataclass(frozen=True)
-class UnlearnedName:
-    """What an unlearned model's name (its folder's too) says: npo_gdr_sure_lr1e-4_bf16_s0."""
-    method: str
-    lr: str  # as format_lr spells it
-    precision: str  # the weights' precision while unlearning
-    seed: int
-
-    def __str__(self) -> str:
-        return f"{self.method}_lr{self.lr}_{self.precision}_s{self.seed}"
-
-
-def unlearned_name(method: str, lr: float, precision: str, seed: int) -> str:
-    return str(UnlearnedName(method, format_lr(lr), precision, seed))
-
-
-def split_unlearned_name(name: str) -> UnlearnedName:
-    """'npo_gdr_sure_lr1e-4_bf16_s0' -> UnlearnedName('npo_gdr_sure', '1e-4', 'bf16', 0)."""
-    method, rest = name.rsplit("_lr", 1)
-    lr, precision, seed = rest.split("_")
-    return UnlearnedName(method, lr, precision, int(seed.removeprefix("s")))
 
 
 def group_size(fmt: dict, quantization: dict) -> int:

@@ -69,4 +69,5 @@ def check_quantizer(name: str, bits: int) -> Quantizer:
     return quantizer
 
 
-FIGURES = ("forget_across_precisions", "forget_vs_utility", "recovery_ratios", "surviving_update_against_lr")
+FIGURES = ("recovery_verdicts", "forget_across_precisions", "forget_vs_utility", "recovery_ratios",
+           "surviving_update_against_lr")

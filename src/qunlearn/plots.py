@@ -1,4 +1,4 @@
-"""The study's figures (seaborn), each from results/summary.csv."""
+"""The study's figures (seaborn and matplotlib), from results/summary.csv and the headline's recovery tables."""
 
 from pathlib import Path
 
@@ -7,6 +7,8 @@ import pandas as pd
 from .io import atomic_path
 from .summary import FORGET_METRICS, unlearned_rows
 from .tables import precision_label
+
+BASE_STYLES = {"target": "--", "retrain": ":"}
 
 
 def _seaborn():
@@ -20,53 +22,111 @@ def _seaborn():
 
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """With `precision` and `run` (a model's label) for the axes and legends, and `unlearned as`: the precision
-    while unlearning, or an audited model's label."""
+    stack while unlearning, or an audited model's label."""
     return summary.assign(
         precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
-        run=[m if m in ("target", "retrain") else m.replace("_lr", " lr ").replace("_", " ") for m in summary["model"]],
+        run=[f"{m} t{t}" if m in ("target", "retrain") else f"{m.replace('_lr', ' lr ').replace('_', ' ')} t{t}"
+             for m, t in zip(summary["model"], summary["target_seed"])],
         **{"unlearned as": [f"{m} (audited)" if a else p for m, a, p in
                             zip(summary["model"], summary["audited"], summary["unlearn_precision"])]},
     )
 
 
-def _save(grid, path: str | Path) -> None:
+def _save(figure, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as staging:
-        grid.savefig(staging, dpi=120, bbox_inches="tight", format=Path(path).suffix[1:])
+        figure.savefig(staging, dpi=120, bbox_inches="tight", format=Path(path).suffix[1:])
     plt.close("all")
 
 
-def _with_intervals(tidy: pd.DataFrame, metrics) -> pd.DataFrame:
-    """Long form with three rows per point, the value and its interval's bounds (where the summary has them):
-    drawn with the median as the estimate and the full range as the error bar, that is the value and its
-    bootstrap interval, never an average across models."""
-    return pd.concat([tidy[["corpus", "run", "precision"]].assign(metric=metric, value=tidy[column])
-                      for metric in metrics for column in (metric, f"{metric}_lo", f"{metric}_hi")
-                      if column in tidy], ignore_index=True)
+def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str | Path, margin: float) -> None:
+    """The headline at a glance: per corpus (columns; `all` pools them), the change of the mean recovery ratio from
+    full precision for each format, one colour per precision stack: the pooled estimate with its 95% interval over
+    targets, seeds and items, and each target's own estimate as a small dot. Above the dashed line at the margin,
+    with the interval above 0, is `recovered`; an interval entirely below the margin is `kept`."""
+    seaborn = _seaborn()
+    import matplotlib.pyplot as plt
+
+    quantized = _tidy_headline(recovery)
+    targets = _tidy_headline(by_target)
+    corpora = list(dict.fromkeys(quantized["corpus"]))
+    formats = list(dict.fromkeys(quantized["precision"]))
+    stacks = list(dict.fromkeys(quantized["stack"]))
+    colours = dict(zip(stacks, seaborn.color_palette(n_colors=max(len(stacks), 1))))
+    figure, axes = plt.subplots(1, max(len(corpora), 1), figsize=(1.2 + 1.1 * len(formats) * len(corpora), 3.6),
+                                squeeze=False, sharey=True)
+    width = 0.8 / max(len(stacks), 1)
+    for corpus, ax in zip(corpora, axes[0]):
+        for k, stack in enumerate(stacks):
+            offset = (k - (len(stacks) - 1) / 2) * width
+            rows = quantized[(quantized["corpus"] == corpus) & (quantized["stack"] == stack)]
+            x = [formats.index(p) + offset for p in rows["precision"]]
+            ax.errorbar(x, rows["vs_full"], yerr=[rows["vs_full"] - rows["vs_full_lo"], rows["vs_full_hi"] - rows["vs_full"]],
+                        fmt="o", color=colours[stack], capsize=3, label=stack)
+            mine = targets[(targets["stack"] == stack) & ((targets["corpus"] == corpus) | (corpus == "all"))]
+            ax.scatter([formats.index(p) + offset for p in mine["precision"]], mine["vs_full"], s=10,
+                       color=colours[stack], alpha=0.5, marker="_" if corpus == "all" else ".")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axhline(margin, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(formats)), formats, rotation=45, ha="right")
+        ax.set_title(corpus)
+    axes[0, 0].set_ylabel("recovery ratio: change from full precision")
+    axes[0, -1].legend(title="unlearned in", fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    _save(figure, path)
+
+
+def _tidy_headline(table: pd.DataFrame) -> pd.DataFrame:
+    """recovery.csv or recovery_by_target.csv: the quantized rows, with `precision` and `stack` (the precision
+    stack, marked `+SURE` for SURE's rows)."""
+    rows = table[table["quantizer"] != "none"]
+    return rows.assign(precision=[precision_label(q, b) for q, b in zip(rows["quantizer"], rows["bits"])],
+                       stack=[f"{p}+SURE" if s else p for p, s in zip(rows["unlearn_precision"], rows["sure"])])
 
 
 def forget_across_precisions(summary: pd.DataFrame, path: str | Path) -> None:
-    """Each forget metric at every precision, one line per model with its 95% bootstrap interval: recovery shows
-    as a rise after quantization."""
-    tidy = _with_intervals(_tidy(summary[summary["model"] != "retrain"]), FORGET_METRICS)
-    grid = _seaborn().catplot(tidy, x="precision", y="value", hue="run", row="corpus", col="metric", kind="point",
-                              estimator="median", errorbar=("pi", 100), dodge=0.4, height=3.2, aspect=1.6,
-                              sharey=False)
-    grid.tick_params(axis="x", rotation=45)
-    _save(grid, path)
+    """One panel per corpus × precision stack (rows) and forget metric (columns): each unlearned model as a thin line
+    across the precisions (one per target and unlearning seed, method and lr), their mean in bold, the targets'
+    mean dashed and the retrain models' dotted (the floor). Knowledge that comes back shows as the bold line rising
+    towards the dashed one after quantization."""
+    seaborn = _seaborn()
+    import matplotlib.pyplot as plt
+
+    tidy = _tidy(summary)
+    precisions = list(dict.fromkeys(tidy["precision"]))
+    unlearned = tidy[~tidy["model"].isin(list(BASE_STYLES))]
+    panels = list(dict.fromkeys(zip(unlearned["corpus"], unlearned["unlearned as"])))
+    colours = dict(zip(dict.fromkeys(unlearned["unlearned as"]), seaborn.color_palette()))
+    figure, axes = plt.subplots(max(len(panels), 1), len(FORGET_METRICS), figsize=(4.4 * len(FORGET_METRICS),
+                                2.6 * max(len(panels), 1)), squeeze=False, sharex=True, sharey="col")
+    for (corpus, stack), row in zip(panels, axes):
+        for metric, ax in zip(FORGET_METRICS, row):
+            here = tidy[tidy["corpus"] == corpus]
+            for role, style in BASE_STYLES.items():
+                mean = here[here["model"] == role].groupby("precision")[metric].mean().reindex(precisions)
+                ax.plot(precisions, mean, linestyle=style, color="black", label=f"{role} (mean)")
+            mine = unlearned[(unlearned["corpus"] == corpus) & (unlearned["unlearned as"] == stack)]
+            for _, model in mine.groupby(["target_seed", "model"]):
+                ax.plot(precisions, model.set_index("precision")[metric].reindex(precisions), color=colours[stack],
+                        linewidth=0.7, alpha=0.45)
+            ax.plot(precisions, mine.groupby("precision")[metric].mean().reindex(precisions), color=colours[stack],
+                    linewidth=2.5, label=f"{stack} (mean)")
+            ax.set_title(f"{corpus}, {stack}: {metric}", fontsize=9)
+            ax.tick_params(axis="x", rotation=45)
+        row[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    _save(figure, path)
 
 
 def forget_vs_utility(summary: pd.DataFrame, path: str | Path) -> None:
     """KnowMem-forget against KnowMem-retain at each precision: lower left is forgetting without utility loss."""
-    grid = _seaborn().relplot(_tidy(summary), x="knowmem_r", y="knowmem_f", hue="run", style="corpus", col="precision",
-                       col_wrap=3, height=3, s=60)
-    _save(grid, path)
+    grid = _seaborn().relplot(_tidy(summary), x="knowmem_r", y="knowmem_f", hue="unlearned as", style="corpus",
+                              col="precision", col_wrap=3, height=3, s=40)
+    _save(grid.figure, path)
 
 
 def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
     """The paper's headline quantity per quantizer and bits: forget metric / the target's at that precision. A bar
-    is the mean over the unlearned models of one precision while unlearning (methods, lrs, seeds), its whiskers
+    is the mean over the unlearned models of one precision stack (methods, lrs, targets, seeds), its whiskers
     their range: the spread of the grid, not a confidence interval (recovery.csv has those)."""
     tidy = _tidy(unlearned_rows(summary)).melt(id_vars=["corpus", "unlearned as", "precision"],
                                                value_vars=[f"{m}_ratio" for m in FORGET_METRICS],
@@ -74,13 +134,13 @@ def recovery_ratios(summary: pd.DataFrame, path: str | Path) -> None:
     grid = _seaborn().catplot(tidy, x="precision", y="recovery ratio", hue="unlearned as", row="corpus",
                               col="metric", kind="bar", errorbar=("pi", 100), height=3.2, aspect=1.5)
     grid.tick_params(axis="x", rotation=45)
-    _save(grid, path)
+    _save(grid.figure, path)
 
 
 def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None:
     """The mechanism, per format (columns): the fraction of the unlearning update that survives quantization (top)
     and the recovery-ratio change from full precision (bottom) against the learning rate, one line per precision
-    while unlearning (the mean over its seeds, bars their range; and one per audited model whose entry gives its
+    stack (the mean over its targets and seeds, bars their range; and one per audited model whose entry gives its
     lr); the dashed line is the lr below which a pure-bf16 update cannot leave the format's zero bin (predicted
     from the target's weights alone)."""
     from matplotlib.ticker import NullFormatter
@@ -102,12 +162,23 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
         if precision in thresholds and pd.notna(thresholds[precision]):
             ax.axvline(thresholds[precision], color="grey", linestyle="--", linewidth=1)
         ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap on a narrow lr range
-    _save(grid, path)
+    _save(grid.figure, path)
 
 
-DRAW = {  # keyed by grid.FIGURES
+SUMMARY_FIGURES = {  # drawn from summary.csv alone
     "forget_across_precisions": forget_across_precisions,
     "forget_vs_utility": forget_vs_utility,
     "recovery_ratios": recovery_ratios,
     "surviving_update_against_lr": surviving_update_against_lr,
 }
+
+
+DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES)  # in the order of grid.FIGURES
+
+
+def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paths: dict[str, str],
+             margin: float) -> None:
+    """Every figure of grid.FIGURES, each to its path."""
+    recovery_verdicts(recovery, by_target, paths["recovery_verdicts"], margin)
+    for name, draw in SUMMARY_FIGURES.items():
+        draw(summary, paths[name])

@@ -1,8 +1,9 @@
-"""The paper's tables in LaTeX (booktabs): the four MUSE metrics per method × precision, and recovery ratios."""
+"""The paper's tables in LaTeX (booktabs): the four MUSE metrics per model × precision, the recovery verdicts over
+targets, the contrast between precision stacks, and this run beside the paper's published numbers."""
 
 import pandas as pd
 
-from .summary import FORGET_METRICS, headline, unlearned_rows
+from .summary import FORGET_METRICS, unlearned_rows
 
 LABELS = {"verbmem_f": r"VerbMem-f $\downarrow$", "knowmem_f": r"KnowMem-f $\downarrow$",
           "privleak": r"PrivLeak $\rightarrow 0$", "knowmem_r": r"KnowMem-r $\uparrow$",
@@ -15,17 +16,20 @@ def precision_label(quantizer: str, bits: int) -> str:
     return "full" if quantizer == "none" else f"{quantizer.upper()} {bits}-bit"
 
 
-def model_label(model: str, audited: bool, method: str, lr, unlearn_precision: str, seed) -> str:
+def model_label(model: str, audited: bool, method: str, lr, unlearn_precision: str, seed, target_seed) -> str:
+    """`Target t0`, `NPO-GDR (3e-05, bf16, t0, seed 0)`, `my-npo (audited, t0, ...)`: t<n> is the target seed."""
+    target = f"t{int(target_seed)}"
     if model in ("target", "retrain"):
-        return model.capitalize()
+        return f"{model.capitalize()} {target}"
     if audited:  # as labelled in the config, with what its entry says
-        said = [method.upper().replace("_", "-"), "" if pd.isna(lr) or lr == "" else f"{float(lr):.0e}", unlearn_precision]
+        said = [target, method.upper().replace("_", "-"), "" if pd.isna(lr) or lr == "" else f"{float(lr):.0e}",
+                unlearn_precision]
         return f"{model} (audited{''.join(', ' + s for s in said if s)})"
-    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, seed {int(seed)})"
+    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, {target}, seed {int(seed)})"
 
 
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
-    columns = ["model", "audited", "method", "lr", "unlearn_precision", "seed"]
+    columns = ["model", "audited", "method", "lr", "unlearn_precision", "seed", "target_seed"]
     return summary.assign(
         Model=[model_label(*values) for values in zip(*(summary[c] for c in columns))],
         Precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
@@ -67,7 +71,7 @@ def main_table(summary: pd.DataFrame) -> str:
     halves = {m: (labelled[f"{m}_hi"] - labelled[f"{m}_lo"]) / 2 if f"{m}_lo" in labelled else float("nan")
               for m in ORDER}
     half_widths = _wide(labelled.assign(**halves), ORDER)
-    unlearned = pd.Series([m not in ("Target", "Retrain") for m, _ in wide.index])
+    unlearned = pd.Series([not m.startswith(("Target ", "Retrain ")) for m, _ in wide.index])
     styler = _cells(wide, half_widths).style
     for (corpus, label), metric in zip(wide.columns, [m for _ in labelled["corpus"].unique() for m in ORDER]):
         bold = _best(wide[(corpus, label)], metric, unlearned)
@@ -75,17 +79,54 @@ def main_table(summary: pd.DataFrame) -> str:
     return styler.to_latex(hrules=True, multicol_align="c", clines=None)
 
 
-def recovery_table(summary: pd.DataFrame) -> str:
-    """Recovery ratios metric(unlearned, p) / metric(target, p) per method × precision, and the headline means."""
+def _change(value: float, low: float, high: float, verdict: str) -> str:
+    """`+0.13 [+0.03, +0.24] recovered`."""
+    if pd.isna(low):
+        return f"{value:+.2f}"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}] {verdict}"
+
+
+def recovery_table(recovery: pd.DataFrame) -> str:
+    """The headline from results/recovery.csv: per corpus, precision stack and SURE (rows) and format (columns),
+    the change of the mean recovery ratio from full precision with its interval over targets, seeds and items,
+    the verdict, and how many targets reach it on their own; the ratio at full precision in its own column."""
+    recovery = recovery.assign(SURE=recovery["sure"].map({True: "SURE", False: "--"}),
+                               Precision=[precision_label(q, b) for q, b in zip(recovery["quantizer"], recovery["bits"])])
+    full = recovery[recovery["quantizer"] == "none"].set_index(["corpus", "unlearn_precision", "SURE"])
+    quantized = recovery[recovery["quantizer"] != "none"]
+    cells = quantized.assign(cell=[
+        f"{_change(v, lo, hi, verdict)} ({agree}/{targets})"
+        for v, lo, hi, verdict, agree, targets in zip(quantized["vs_full"], quantized["vs_full_lo"],
+                                                      quantized["vs_full_hi"], quantized["verdict"],
+                                                      quantized["targets_agree"].astype(int), quantized["targets"])])
+    wide = cells.pivot_table(index=["corpus", "unlearn_precision", "SURE"], columns="Precision", values="cell",
+                             aggfunc="first", sort=False)
+    wide.insert(0, "full (ratio)", full["mean_recovery_ratio"].reindex(wide.index).map("{:.2f}".format))
+    return ("% Change of the mean recovery ratio from full precision (utility-constrained methods), 95% interval over\n"
+            "% targets, unlearning seeds and items, verdict, (targets reaching it on their own / targets)\n"
+            + wide.style.to_latex(hrules=True))
+
+
+def per_model_ratios_table(summary: pd.DataFrame) -> str:
+    """Recovery ratios metric(unlearned, p) / metric(target, p) per model × precision."""
     labelled = _labelled(unlearned_rows(summary))
-    ratios = [f"{m}_ratio" for m in FORGET_METRICS]
-    wide = _wide(labelled, ratios)
-    per_method = wide.style.format("{:.2f}", na_rep="--").to_latex(hrules=True, multicol_align="c",
-                                                                   clines=None)
-    means = headline(summary).assign(Precision=lambda t: [precision_label(q, b) for q, b in zip(t["quantizer"], t["bits"])],
-                                      SURE=lambda t: t["sure"].map({True: "SURE", False: "--"}))
-    means = means.pivot_table(index=["corpus", "unlearn_precision", "SURE"], columns="Precision",
-                              values="mean_recovery_ratio", sort=False, dropna=False)
-    headline_tex = means.style.format("{:.2f}", na_rep="--").to_latex(hrules=True)
-    return f"% Mean over the utility-constrained methods, lrs, seeds and both forget metrics\n{headline_tex}\n" \
-           f"% Per method\n{per_method}"
+    wide = _wide(labelled, [f"{m}_ratio" for m in FORGET_METRICS])
+    return wide.style.format("{:.2f}", na_rep="--").to_latex(hrules=True, multicol_align="c", clines=None)
+
+
+def contrast_table(contrast: pd.DataFrame) -> str:
+    """Per corpus, stack and reference (rows) and format (columns): the stack's recovery minus the reference's, with
+    its interval over targets, seeds and items, and how many targets show the stack above the reference."""
+    if contrast.empty:
+        return "% No contrast: the grid has no fp32 or mixed stack to compare with\n"
+    cells = contrast.assign(
+        Precision=[precision_label(q, b) for q, b in zip(contrast["quantizer"], contrast["bits"])],
+        comparison=[f"{s} $-$ {r}" for s, r in zip(contrast["unlearn_precision"], contrast["reference"])],
+        cell=[f"{_change(v, lo, hi, verdict)} ({above}/{targets})" for v, lo, hi, verdict, above, targets in zip(
+            contrast["contrast"], contrast["contrast_lo"], contrast["contrast_hi"], contrast["verdict"],
+            contrast["targets_above"], contrast["targets"])])
+    wide = cells.pivot_table(index=["corpus", "comparison", "sure"], columns="Precision", values="cell",
+                             aggfunc="first", sort=False)
+    return ("% A stack's change of the recovery ratio minus the reference's, paired by method, lr, target and seed;\n"
+            "% 95% interval; (targets where the stack is above the reference / targets)\n"
+            + wide.style.to_latex(hrules=True))

@@ -1,4 +1,4 @@
-# Helpers that turn the validated config into the grid: corpora × models × precisions.
+# Helpers that turn the validated config into the grid: corpora × targets × models × precisions.
 import json
 import os
 import re
@@ -18,10 +18,16 @@ from qunlearn.config import (
     method_lrs,
     precision_id,
     settings_hash,
-    split_unlearned_name,
-    unlearned_name,
 )
 from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
+from qunlearn.identity import (
+    BASE_ROLES,
+    ModelId,
+    UnlearnedName,
+    parse_target_folder,
+    target_folder,
+    unlearned_name,
+)
 
 check_config(config)
 
@@ -29,7 +35,7 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
-UNLEARNED = [  # the grid's
+UNLEARNED = [  # the grid's, unlearned from every target
     unlearned_name(method, lr, precision, seed)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
@@ -38,9 +44,16 @@ UNLEARNED = [  # the grid's
 ]
 
 
-def base_model_dir(corpus, role):
+def target_seeds(corpus):
+    """An embedded corpus fine-tunes a target and retrain pair per seed of model.seeds; a real one has its one pair."""
+    return config["model"]["seeds"] if "embedded" in config["corpora"][corpus] else [0]
+
+
+def base_model_dir(corpus, target_seed, role):
     """The target or retrain model: trained in the DAG for embedded corpora, a local path otherwise."""
-    return config["corpora"][corpus].get(role, f"results/models/{corpus}/{role}")
+    return config["corpora"][corpus].get(
+        role, f"results/models/{corpus}/{target_folder(target_seed)}/{role}"
+    )
 
 
 def corpus_tokenizer(corpus):
@@ -48,30 +61,36 @@ def corpus_tokenizer(corpus):
     return config["corpora"][corpus].get("tokenizer", "results/tokenizer")
 
 
-# Audit mode: per corpus, unlearned models given by path, checked now (before any job runs) against the target.
+# Audit mode: per corpus, unlearned models given by path, checked now (before any job runs) against their target.
 AUDITED = audited_models(
     config["corpora"],
     {
-        corpus: Reference(
-            base_model_dir(corpus, "target"),
+        (corpus, seed): Reference(
+            base_model_dir(corpus, seed, "target"),
             corpus_tokenizer(corpus),
             config["model"] if "embedded" in config["corpora"][corpus] else None,
         )
         for corpus in CORPORA
+        for seed in target_seeds(corpus)
     },
+    {corpus: target_seeds(corpus) for corpus in CORPORA},
     UNLEARNED,
 )
 
 
-def unlearned_models(corpus):
-    """The grid's unlearned models, then the corpus' audited ones."""
-    return UNLEARNED + list(AUDITED[corpus])
+def models_of(corpus, seed):
+    """A target's models: itself, its retrain model, the grid's unlearned from it, and the audited ones."""
+    audited = [a.label for a in AUDITED[corpus].values() if a.target_seed == seed]
+    return [ModelId(corpus, seed, name) for name in [*BASE_ROLES, *UNLEARNED, *audited]]
 
 
-ALL_UNLEARNED = UNLEARNED + sorted(
-    {label for models in AUDITED.values() for label in models}
-)
-MODELS = ["target", "retrain"] + ALL_UNLEARNED
+MODELS = [
+    m
+    for corpus in CORPORA
+    for seed in target_seeds(corpus)
+    for m in models_of(corpus, seed)
+]
+UNLEARNED_MODELS = [m for m in MODELS if m.role in ("unlearned", "audited")]
 FORMATS = {
     precision_id(f, config["quantization"]): f
     for f in config["quantization"]["formats"]
@@ -83,18 +102,12 @@ GGUF_PRECISIONS = [
     p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf
 ]
 COMPRESSED_PRECISIONS = [p for p in SAVED_PRECISIONS if p not in GGUF_PRECISIONS]
-# The retrain model is the reference at full precision (PrivLeak, the floor); the others at every precision.
-EVALUATIONS = [
-    (corpus, model, precision)
-    for corpus in CORPORA
-    for model in ["target", "retrain", *unlearned_models(corpus)]
-    for precision in (["full"] if model == "retrain" else PRECISIONS)
-]
+# Every model at every precision: the retrain model too, the floor of the excess view.
+EVALUATIONS = [(model, precision) for model in MODELS for precision in PRECISIONS]
 # The mechanism: every unlearned model under every format.
 MEASUREMENTS = [
-    (corpus, model, precision)
-    for corpus in CORPORA
-    for model in unlearned_models(corpus)
+    (model, precision)
+    for model in UNLEARNED_MODELS
     for precision in QUANTIZED_PRECISIONS
 ]
 
@@ -104,12 +117,22 @@ def one_of(names):
     return "|".join(map(re.escape, names)) if names else "^$"
 
 
+# Names by their shape, not by listing them: a constraint that alternates every model name makes the DAG slow.
+LABEL = "[A-Za-z0-9][A-Za-z0-9_.+-]*"  # target, retrain, grid names and audit labels (the schema's pattern)
+GRID_NAME = "[a-z_]+_lr[^_/]+_[^_/]+_s[0-9]+"
+
+
 wildcard_constraints:
     corpus=one_of(CORPORA),
+    pair="t[0-9]+",
     role="target|retrain",
-    unlearned=one_of(ALL_UNLEARNED),
-    model=one_of(MODELS),
+    model=LABEL,
+    unlearned=LABEL,
     precision=one_of(PRECISIONS),
+
+
+def model_of(wildcards, name_key="model"):
+    return ModelId.from_wildcards(wildcards, name_key)
 
 
 def corpus_dir(wildcards):
@@ -121,46 +144,50 @@ def tokenizer_dir(wildcards):
     return corpus_tokenizer(wildcards.corpus)
 
 
+def audited_of(model):
+    return AUDITED[model.corpus].get(model.name) if model.role == "audited" else None
+
+
 def model_tokenizer_dir(wildcards):
     """An audited model's own tokenizer (its entry's, or its folder's), else the corpus'."""
-    audited = AUDITED[wildcards.corpus].get(wildcards.model)
+    audited = audited_of(model_of(wildcards))
     return audited.tokenizer if audited else tokenizer_dir(wildcards)
 
 
 def target_dir(wildcards):
-    return base_model_dir(wildcards.corpus, "target")
-
-
-def model_path(corpus, model):
-    if model in ("target", "retrain"):
-        return base_model_dir(corpus, model)
-    if model in AUDITED[corpus]:
-        return AUDITED[corpus][model].path
-    return f"results/unlearned/{corpus}/{model}"
-
-
-def model_dir(wildcards):
-    return model_path(wildcards.corpus, wildcards.model)
-
-
-def unlearned_dir(wildcards):
-    return model_path(wildcards.corpus, wildcards.unlearned)
-
-
-def unlearning_lr(corpus, unlearned):
-    """The lr a model was unlearned at: the grid's from its name, an audited model's if its entry says it."""
-    audited = AUDITED[corpus].get(unlearned)
-    return audited.lr if audited else float(split_unlearned_name(unlearned).lr)
-
-
-def quantized_dir(wildcards):
-    return (
-        f"results/quantized/{wildcards.corpus}/{wildcards.model}/{wildcards.precision}"
+    return base_model_dir(
+        wildcards.corpus, parse_target_folder(wildcards.pair), "target"
     )
 
 
+def model_path(model):
+    if model.role in BASE_ROLES:
+        return base_model_dir(model.corpus, model.target_seed, model.name)
+    if model.role == "audited":
+        return audited_of(model).path
+    return f"results/unlearned/{model.folder}"
+
+
+def model_dir(wildcards):
+    return model_path(model_of(wildcards))
+
+
+def unlearned_dir(wildcards):
+    return model_path(model_of(wildcards, "unlearned"))
+
+
+def unlearning_lr(model):
+    """The lr a model was unlearned at: the grid's from its name, an audited model's if its entry says it."""
+    audited = audited_of(model)
+    return audited.lr if audited else float(model.unlearned.lr)
+
+
+def quantized_dir(wildcards):
+    return f"results/quantized/{model_of(wildcards).folder}/{wildcards.precision}"
+
+
 def unlearn_settings(unlearned):
-    name = split_unlearned_name(unlearned)
+    name = UnlearnedName.parse(unlearned)
     keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "loss_variant")
     return {
         "method": name.method,
@@ -176,7 +203,7 @@ def sure_settings(unlearned):
     sure = config["unlearning"]["sure"]
     return (
         {"gamma": sure["gamma"], "mask": sure["mask"]}
-        if parse_method(split_unlearned_name(unlearned).method)[1]
+        if parse_method(UnlearnedName.parse(unlearned).method)[1]
         else None
     )
 
@@ -185,7 +212,8 @@ def checkpoint_rule_input(wildcards):
     """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget, which the unlearning job
     measures itself (so evaluation settings do not reach unlearning)."""
     if config["unlearning"]["checkpoint"] == "muse":
-        return {"retrain": base_model_dir(wildcards.corpus, "retrain")}
+        seed = parse_target_folder(wildcards.pair)
+        return {"retrain": base_model_dir(wildcards.corpus, seed, "retrain")}
     return {}
 
 
@@ -223,16 +251,15 @@ def quantize_settings(precision):
     }
 
 
-def summary_row(corpus, model, precision):
+def summary_row(model, precision):
     """The summary's key columns for one metrics file."""
-    name = split_unlearned_name(model) if model in UNLEARNED else None
-    audited = AUDITED[corpus].get(model)
+    name, audited = model.unlearned, audited_of(model)
     fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
     saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
-    group = group_size(fmt, config["quantization"]) if saved else ""
     return dict(
-        corpus=corpus,
-        model=model,
+        corpus=model.corpus,
+        target_seed=model.target_seed,
+        model=model.name,
         audited=audited is not None,
         method=name.method if name else audited.method if audited else "",
         lr=name.lr if name else (audited.lr or "") if audited else "",
@@ -242,27 +269,27 @@ def summary_row(corpus, model, precision):
         seed=name.seed if name else "",
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
-        group_size=group,
-        config_hash=settings_hash(result_settings(corpus, model, precision)),
+        group_size=group_size(fmt, config["quantization"]) if saved else "",
+        config_hash=settings_hash(result_settings(model, precision)),
     )
 
 
-def result_settings(corpus, model, precision):
+def result_settings(model, precision):
     """Every config value one metrics file depends on, from the corpus to the evaluation."""
-    unlearned = model in UNLEARNED
-    audited = AUDITED[corpus].get(model)
+    audited, grid = audited_of(model), model.role == "unlearned"
     return {
         "seed": config["seed"],
-        "corpus": config["corpora"][corpus],
+        "corpus": config["corpora"][model.corpus],
         "tokenizer": config["tokenizer"],
         "model": config["model"],  # pretraining and fine-tuning
+        "target_seed": model.target_seed,
         "unlearning": (
-            unlearn_settings(model)
-            if unlearned
+            unlearn_settings(model.name)
+            if grid
             else {"audited": vars(audited)} if audited else None
         ),
-        "sure": sure_settings(model) if unlearned else None,
-        "checkpoint": config["unlearning"]["checkpoint"] if unlearned else None,
+        "sure": sure_settings(model.name) if grid else None,
+        "checkpoint": config["unlearning"]["checkpoint"] if grid else None,
         "quantization": quantize_settings(precision) if precision in FORMATS else None,
         "evaluation": config["evaluation"],
     }

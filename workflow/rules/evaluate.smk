@@ -4,11 +4,11 @@ rule evaluate:
         tokenizer=model_tokenizer_dir,
         model=evaluation_checkpoint,
     output:
-        "results/metrics/{corpus}/{model}/{precision}.json",
+        "results/metrics/{corpus}/{pair}/{model}/{precision}.json",
     log:
-        "results/logs/evaluate/{corpus}/{model}/{precision}.log",
+        "results/logs/evaluate/{corpus}/{pair}/{model}/{precision}.log",
     benchmark:
-        "results/benchmarks/evaluate/{corpus}/{model}/{precision}.tsv"
+        "results/benchmarks/evaluate/{corpus}/{pair}/{model}/{precision}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     threads: config["threads"]

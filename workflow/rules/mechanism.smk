@@ -7,28 +7,28 @@ rule mechanism:
         target=target_dir,
         model=unlearned_dir,
         target_quantized=expand(
-            "results/quantized/{{corpus}}/target/{precision}",
+            "results/quantized/{{corpus}}/{{pair}}/target/{precision}",
             precision=SAVED_PRECISIONS,
         ),
         quantized=expand(
-            "results/quantized/{{corpus}}/{{unlearned}}/{precision}",
+            "results/quantized/{{corpus}}/{{pair}}/{{unlearned}}/{precision}",
             precision=SAVED_PRECISIONS,
         ),
     output:
         expand(
-            "results/mechanism/{{corpus}}/{{unlearned}}/{precision}.json",
+            "results/mechanism/{{corpus}}/{{pair}}/{{unlearned}}/{precision}.json",
             precision=QUANTIZED_PRECISIONS,
         ),
     log:
-        "results/logs/mechanism/{corpus}/{unlearned}.log",
+        "results/logs/mechanism/{corpus}/{pair}/{unlearned}.log",
     benchmark:
-        "results/benchmarks/mechanism/{corpus}/{unlearned}.tsv"
+        "results/benchmarks/mechanism/{corpus}/{pair}/{unlearned}.tsv"
     conda:
         "../../envs/quantize.yaml"
     resources:
         **job_resources("mechanism"),
     params:
-        lr=lambda wc: unlearning_lr(wc.corpus, wc.unlearned),
+        lr=lambda wc: unlearning_lr(model_of(wc, "unlearned")),
         formats=[
             {"quantizer": FORMATS[p]["quantizer"], "saved": p in SAVED_PRECISIONS}
             for p in QUANTIZED_PRECISIONS

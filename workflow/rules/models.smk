@@ -24,18 +24,19 @@ rule pretrain:
         "../scripts/pretrain.py"
 
 
-# The target fine-tunes the base on forget + retain1, the retrain model on retain1 (MUSE's recipe).
+# The target fine-tunes the base on forget + retain1, the retrain model on retain1 (MUSE's recipe): one pair per
+# target seed (model.seeds), which sets the fine-tuning's data order.
 rule finetune:
     input:
         base="results/models/base",
         corpus=corpus_dir,
         tokenizer=tokenizer_dir,
     output:
-        directory("results/models/{corpus}/{role}"),
+        directory("results/models/{corpus}/{pair}/{role}"),
     log:
-        "results/logs/finetune/{corpus}/{role}.log",
+        "results/logs/finetune/{corpus}/{pair}/{role}.log",
     benchmark:
-        "results/benchmarks/finetune/{corpus}/{role}.tsv"
+        "results/benchmarks/finetune/{corpus}/{pair}/{role}.tsv"
     priority: 10
     conda:
         "../../envs/train.yaml"
@@ -45,6 +46,6 @@ rule finetune:
     params:
         training=training_settings("finetune"),
         save_dtype=config["model"]["save_dtype"],
-        seed=config["seed"],
+        seed=lambda wc: parse_target_folder(wc.pair),
     script:
         "../scripts/finetune.py"

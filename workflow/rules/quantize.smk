@@ -6,11 +6,11 @@ rule quantize:
         tokenizer=model_tokenizer_dir,
         corpus=corpus_dir,
     output:
-        quantized_output("results/quantized/{corpus}/{model}/{precision}"),
+        quantized_output("results/quantized/{corpus}/{pair}/{model}/{precision}"),
     log:
-        "results/logs/quantize/{corpus}/{model}/{precision}.log",
+        "results/logs/quantize/{corpus}/{pair}/{model}/{precision}.log",
     benchmark:
-        "results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv"
+        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
     wildcard_constraints:
         precision=one_of(COMPRESSED_PRECISIONS),
     conda:
@@ -31,11 +31,11 @@ rule quantize_gguf:
         model=model_dir,
         tokenizer=model_tokenizer_dir,
     output:
-        quantized_output("results/quantized/{corpus}/{model}/{precision}"),
+        quantized_output("results/quantized/{corpus}/{pair}/{model}/{precision}"),
     log:
-        "results/logs/quantize/{corpus}/{model}/{precision}.log",
+        "results/logs/quantize/{corpus}/{pair}/{model}/{precision}.log",
     benchmark:
-        "results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv"
+        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
     wildcard_constraints:
         precision=one_of(GGUF_PRECISIONS),
     conda:

@@ -1,18 +1,18 @@
 rule summarize:
     input:
         metrics=[
-            f"results/metrics/{corpus}/{model}/{precision}.json"
-            for corpus, model, precision in EVALUATIONS
+            f"results/metrics/{model.folder}/{precision}.json"
+            for model, precision in EVALUATIONS
         ],
         # the grid's unlearning records (audited models have none)
         records=[
-            f"results/unlearned/{corpus}/{model}.json"
-            for corpus in CORPORA
-            for model in UNLEARNED
+            f"results/unlearned/{model.folder}.json"
+            for model in UNLEARNED_MODELS
+            if model.role == "unlearned"
         ],
         mechanism=[
-            f"results/mechanism/{corpus}/{model}/{precision}.json"
-            for corpus, model, precision in MEASUREMENTS
+            f"results/mechanism/{model.folder}/{precision}.json"
+            for model, precision in MEASUREMENTS
         ],
     output:
         csv=report(
@@ -21,10 +21,20 @@ rule summarize:
             category="Tables",
         ),
         long="results/summary_long.csv",
-        table="results/summary.txt",
+        text="results/summary.txt",
         headline=report(
             "results/recovery.csv",
             caption="../report/recovery.rst",
+            category="Tables",
+        ),
+        by_target=report(
+            "results/recovery_by_target.csv",
+            caption="../report/recovery_by_target.rst",
+            category="Tables",
+        ),
+        contrast=report(
+            "results/contrast.csv",
+            caption="../report/contrast.rst",
             category="Tables",
         ),
         verdicts=report(
@@ -36,29 +46,31 @@ rule summarize:
         "results/logs/summarize.log",
     benchmark:
         "results/benchmarks/summarize/summarize.tsv"
-    group:
-        "aggregate"
     conda:
         "../../envs/report.yaml"
     resources:
         **job_resources("summarize"),
     params:
-        rows=[
-            summary_row(corpus, model, precision)
-            for corpus, model, precision in EVALUATIONS
+        rows=[summary_row(model, precision) for model, precision in EVALUATIONS],
+        record_rows=[
+            summary_row(model, "full")
+            for model in UNLEARNED_MODELS
+            if model.role == "unlearned"
         ],
         mechanism_rows=[
-            summary_row(corpus, model, precision)
-            for corpus, model, precision in MEASUREMENTS
+            summary_row(model, precision) for model, precision in MEASUREMENTS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
+        margin=config["report"]["margin"],
     script:
         "../scripts/summarize.py"
 
 
 rule tables:
     input:
-        "results/summary.csv",
+        summary="results/summary.csv",
+        recovery="results/recovery.csv",
+        contrast="results/contrast.csv",
     output:
         main=report(
             "results/tables/main.tex",
@@ -68,6 +80,11 @@ rule tables:
         recovery=report(
             "results/tables/recovery.tex",
             caption="../report/recovery_table.rst",
+            category="Tables",
+        ),
+        contrast=report(
+            "results/tables/contrast.tex",
+            caption="../report/contrast_table.rst",
             category="Tables",
         ),
     log:
@@ -86,7 +103,9 @@ rule tables:
 
 rule plots:
     input:
-        "results/summary.csv",
+        summary="results/summary.csv",
+        recovery="results/recovery.csv",
+        by_target="results/recovery_by_target.csv",
     output:
         **{
             figure: report(
@@ -106,5 +125,7 @@ rule plots:
         "../../envs/report.yaml"
     resources:
         **job_resources("plots"),
+    params:
+        margin=config["report"]["margin"],
     script:
         "../scripts/plots.py"

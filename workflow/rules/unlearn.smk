@@ -5,12 +5,14 @@ rule unlearn:
         tokenizer=tokenizer_dir,
         target=target_dir,
     output:
-        model=directory("results/unlearned/{corpus}/{unlearned}"),
-        record="results/unlearned/{corpus}/{unlearned}.json",
+        model=directory("results/unlearned/{corpus}/{pair}/{unlearned}"),
+        record="results/unlearned/{corpus}/{pair}/{unlearned}.json",
     log:
-        "results/logs/unlearn/{corpus}/{unlearned}.log",
+        "results/logs/unlearn/{corpus}/{pair}/{unlearned}.log",
     benchmark:
-        "results/benchmarks/unlearn/{corpus}/{unlearned}.tsv"
+        "results/benchmarks/unlearn/{corpus}/{pair}/{unlearned}.tsv"
+    wildcard_constraints:
+        unlearned=GRID_NAME,
     # The longest jobs on the critical path: started first, so that quantization and evaluation fill the gaps.
     priority: 10
     conda:

@@ -1,8 +1,10 @@
-from qunlearn.plots import DRAW
+import pandas as pd
+
+from qunlearn.plots import draw_all
 from qunlearn.summary import read_summary
 from qunlearn.workflow import start
 
 start(snakemake)
-summary = read_summary(snakemake.input[0])
-for name, draw in DRAW.items():
-    draw(summary, snakemake.output[name])
+i = snakemake.input
+draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), dict(snakemake.output.items()),
+         snakemake.params.margin)

@@ -1,9 +1,13 @@
+import pandas as pd
+
 from qunlearn.io import write_text
 from qunlearn.summary import read_summary
-from qunlearn.tables import main_table, recovery_table
+from qunlearn.tables import contrast_table, main_table, per_model_ratios_table, recovery_table
 from qunlearn.workflow import start
 
 start(snakemake)
-summary = read_summary(snakemake.input[0])
-write_text(snakemake.output.main, main_table(summary))
-write_text(snakemake.output.recovery, recovery_table(summary))
+i, o = snakemake.input, snakemake.output
+summary = read_summary(i.summary)
+write_text(o.main, main_table(summary))
+write_text(o.recovery, f"{recovery_table(pd.read_csv(i.recovery))}\n% Per model\n{per_model_ratios_table(summary)}")
+write_text(o.contrast, contrast_table(pd.read_csv(i.contrast)))
