@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from qunlearn.checkpoints import load_model, load_tokenizer
 from qunlearn.evaluation import batch_size_for, evaluate
 from qunlearn.gguf_format import load_gguf
@@ -16,6 +18,8 @@ elif loader == "gguf":
     model = load_gguf(snakemake.input.model)
 else:
     model = load_bitsandbytes(snakemake.input.model, loader)
-result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), load_corpus(snakemake.input.corpus),
+corpus = load_corpus(snakemake.input.corpus)
+result = evaluate(model, load_tokenizer(snakemake.input.tokenizer), corpus,
                   batch_size_for(snakemake.params.batch_size, model.device), snakemake.params.mink_k)
-write_json(snakemake.output[0], {**result, "packages": package_versions()})
+# Which layout and split names the corpus had (a hub snapshot's revision shows in them).
+write_json(snakemake.output[0], {**result, "corpus_layout": asdict(corpus.layout), "packages": package_versions()})
