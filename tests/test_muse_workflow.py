@@ -16,7 +16,7 @@ from qunlearn.workflow import job_counts
 def ci_models(workdir):
     """The ci run's target, retrain and tokenizer folders (one place to change when the models' layout does)."""
     results = workdir / "results"
-    return {"target": results / "models/toy-news/target", "retrain": results / "models/toy-news/retrain",
+    return {"target": results / "models/toy-news/t0/target", "retrain": results / "models/toy-news/t0/retrain",
             "tokenizer": results / "tokenizer"}
 
 
@@ -71,7 +71,7 @@ def test_a_hub_snapshot_gives_byte_identical_metrics(ci_run, tmp_path):
     assert done.returncode == 0, done.stderr[-5000:]
     metrics = tmp_path / "run/results/metrics"
     files = sorted(path.relative_to(metrics / "json") for path in (metrics / "json").rglob("*.json"))
-    assert len(files) == 3  # the target at full precision and RTN-4, the retrain model at full precision
+    assert len(files) == 4  # the target and the retrain model at full precision and RTN-4
     for relative in files:
         json_file, hub_file = metrics / "json" / relative, metrics / "hub" / relative
         assert json.loads(json_file.read_text())["corpus_layout"]["layout"] == "muse-json"
