@@ -12,6 +12,7 @@ os.environ.update(
 )
 
 from qunlearn.audit import Reference, audited_models
+from qunlearn.errors import stop_on_error
 from qunlearn.config import (
     check_config,
     group_size,
@@ -23,7 +24,8 @@ from qunlearn.config import (
 )
 from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
 
-check_config(config)
+with stop_on_error():
+    check_config(config)
 
 CORPORA = list(config["corpora"])  # in the config's order, which the tables keep
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
@@ -49,18 +51,19 @@ def corpus_tokenizer(corpus):
 
 
 # Audit mode: per corpus, unlearned models given by path, checked now (before any job runs) against the target.
-AUDITED = audited_models(
-    config["corpora"],
-    {
-        corpus: Reference(
-            base_model_dir(corpus, "target"),
-            corpus_tokenizer(corpus),
-            config["model"] if "embedded" in config["corpora"][corpus] else None,
-        )
-        for corpus in CORPORA
-    },
-    UNLEARNED,
-)
+with stop_on_error():
+    AUDITED = audited_models(
+        config["corpora"],
+        {
+            corpus: Reference(
+                base_model_dir(corpus, "target"),
+                corpus_tokenizer(corpus),
+                config["model"] if "embedded" in config["corpora"][corpus] else None,
+            )
+            for corpus in CORPORA
+        },
+        UNLEARNED,
+    )
 
 
 def unlearned_models(corpus):
