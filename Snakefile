@@ -1,9 +1,14 @@
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 min_version("9.27")
 
+# The library, for the config checks below.
+sys.path.insert(0, str(Path(workflow.basedir, "src")))
+from qunlearn.errors import stop_on_error
+from qunlearn.settings import load_schema, validated
 
 # A preset given with --configfile is a whole config: it replaces config.yaml instead of merging into it
 # (a merge would add config.yaml's corpora and methods to every preset).
@@ -12,7 +17,12 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Numbers written as text (YAML's 3e-5, --config's nested values) become numbers where the schema asks for one,
+# and each schema mistake is one line naming its key and the fix; Snakemake's validation then fills the defaults.
+SCHEMA = str(Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+with stop_on_error():
+    config.update(validated(config, load_schema(SCHEMA)))
+validate(config, SCHEMA)
 
 
 report: "workflow/report/workflow.rst"

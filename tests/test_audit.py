@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,3 +145,50 @@ def test_without_an_lr_the_update_is_located_without_cap_bins():
     without = update_location(target, unlearned, quantized, lr=None)["all"]
     assert without == {"cap_bins": None, "moved_near_zero_code": 0.5}
     assert update_location(target, unlearned, quantized, lr=1e-3)["all"]["moved_near_zero_code"] == 0.5
+
+
+@pytest.mark.parametrize("folder,fix", [("mine", "copy the checkpoint folder again from where it came from"),
+                                        ("results/unlearned/toy/ga_lr1e-4_bf16_s0", "re-run: Snakemake rebuilds it")])
+def test_a_truncated_checkpoint_gets_the_fix_for_whose_it_is(target, tmp_path, monkeypatch, folder, fix):
+    """A user's own folder comes again from its source; only the workflow's own outputs are rebuilt by re-running."""
+    monkeypatch.chdir(tmp_path)  # the workflow's working directory, where results/ is
+    _llama(target[1]).save_pretrained(folder)
+    shard = Path(folder) / "model.safetensors"
+    shard.write_bytes(shard.read_bytes()[:1000])  # a copy that stopped part-way
+    with pytest.raises(QunlearnError, match=f"{KEY}: corrupt or truncated checkpoint file .*model.safetensors") as error:
+        _audit(target[0], folder)
+    assert fix in error.value.fix and (folder.startswith("results/") or "re-run" not in error.value.fix)
+
+
+def test_the_pickle_fix_does_not_name_an_argument_transformers_5_dropped(target, tmp_path):
+    folder = tmp_path / "pickled"
+    _llama(target[1]).save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not read")  # never opened: its name is enough
+    with pytest.raises(QunlearnError) as error:
+        _audit(target[0], str(folder))
+    assert "safe_serialization" not in error.value.fix and "save_pretrained" in error.value.fix
+
+
+def test_an_embedding_padded_past_the_tokenizer_is_named_as_such(target, tmp_path, toy_tokenizer_dir):
+    reference, vocab = target
+    model = _llama(vocab)
+    model.resize_token_embeddings(vocab, pad_to_multiple_of=64)  # rows for tokens that no tokenizer has
+    rows = model.get_input_embeddings().weight.shape[0]
+    assert rows > vocab and model.lm_head.weight.shape[0] == rows and model.config.vocab_size == rows
+    model.save_pretrained(tmp_path / "padded")
+    with pytest.raises(QunlearnError, match=f"{KEY}: the embedding has {rows} rows .*the target's {vocab}.*"
+                                            f"tokenizer .* has {vocab} tokens") as error:
+        _audit(reference, str(tmp_path / "padded"))
+    assert "lm_head" not in error.value.problem and "`tokenizer:`" in error.value.fix
+    assert f"resize_token_embeddings({vocab})" in error.value.fix
+
+
+def test_the_same_folder_under_two_labels_is_refused_naming_both(target, tmp_path):
+    reference, vocab = target
+    _llama(vocab).save_pretrained(tmp_path / "mine")
+    entries = {"first": str(tmp_path / "mine"), "second": {"path": str(tmp_path / "mine" / ".." / "mine")}}
+    with pytest.raises(QunlearnError, match="corpora.toy.unlearned.second: the folder .* is also audited as 'first'") \
+            as error:
+        audited_models({"toy": {"unlearned": entries}}, {("toy", 0): reference}, {"toy": [0]}, GRID)
+    assert "'first'" in error.value.fix and "'second'" in error.value.fix

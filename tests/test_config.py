@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from qunlearn.config import check_config, method_lrs, precision_id
@@ -11,6 +10,7 @@ from qunlearn.identity import UnlearnedName, format_lr, unlearned_name
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluation import KNOWMEM_SPLITS
 from qunlearn.grid import METHOD_NAMES, QUANTIZERS, UNLEARN_PRECISIONS
+from qunlearn.settings import load_schema, validated
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -18,8 +18,9 @@ SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def _validated(config):
-    """What the Snakefile does: the schema (with its defaults), then the checks it cannot express."""
-    config = copy.deepcopy(config)
+    """What the Snakefile does: the schema (numbers coerced, every error named), Snakemake's validation (which fills
+    the defaults), then the checks a schema cannot express."""
+    config = validated(config, load_schema(SCHEMA))
     validate(config, SCHEMA, set_default=True)
     check_config(config)
     return config
@@ -98,8 +99,8 @@ def test_an_fp4_format_refuses_another_block_size():
     [
         ({"unlearning.checkpoint": "muse", "unlearning.epoch_metrics": ["knowmem_r"]}, r"(?s)checkpoint: muse.*add knowmem_f"),
         ({"quantization.formats": [{"quantizer": "bnb-fp4", "bits": 8}]}, r"(?s)quantizer 'bnb-fp4' does not support 8 bits.*\[4\]"),
-        ({"quantization.formats": [{"quantizer": "gptq", "bits": 4, "group_size": 48}]}, r"group size 48 does not divide model.hidden 256"),
-        ({"quantization.group_size": 96}, r"group size 96 does not divide model.hidden 256"),
+        ({"quantization.formats": [{"quantizer": "gptq", "bits": 4, "group_size": 48}]}, r"quantization.formats\[0\].group_size: 48 does not divide model.hidden 256"),
+        ({"quantization.group_size": 96}, r"quantization.group_size: 96 does not divide model.hidden 256"),
     ],
 )
 def test_bad_values_are_named(changes, message):
@@ -114,23 +115,22 @@ def test_real_corpus_needs_existing_paths(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "changes,message,key",
+    "changes,message",
     [
-        ({"unlearning.methods": ["ga_klr", "gradient_ascent"]}, r"'gradient_ascent' is not one of \['ga', 'ga_gdr'.*'npo_klr_sure'\]", "['unlearning']['methods'][1]"),
-        ({"unlearning.lrs": [0.0]}, r"0.0 is less than or equal to the minimum of 0", "['unlearning']['lrs'][0]"),
-        ({"unlearning.batch_size": 0}, r"0 is less than the minimum of 1", "['unlearning']['batch_size']"),
-        ({"quantization.group_size": -64}, r"-64 is less than the minimum of 1", "['quantization']['group_size']"),
-        ({"unlearning.sure": {"gamma": 120}}, r"120 is greater than the maximum of 100", "['unlearning']['sure']['gamma']"),
-        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"3 is not one of \[4, 5, 8\]", "['quantization']['formats'][0]['bits']"),
-        ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"'hqq' is not one of \['rtn', 'gptq', 'awq'", "['quantization']['formats'][0]['quantizer']"),
-        ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"'rouge' is not one of \['knowmem_f', 'knowmem_r'\]", "['unlearning']['epoch_metrics'][1]"),
-        ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"'retrain' is a required property", "['corpora']['muse-news']"),
-        ({"evaluation.batch_size": "large"}, r"'large' does not match '\^auto\$'", "['evaluation']['batch_size']"),
-        ({"unlearning.loss_variant": "tofu"}, r"'tofu' is not one of \['standard', 'muse'\]", "['unlearning']['loss_variant']"),
-        ({"unlearning.precisions": ["bf16", "fp16"]}, r"'fp16' is not one of \['bf16', 'fp32', 'mixed'\]", "['unlearning']['precisions'][1]"),
+        ({"unlearning.methods": ["ga_klr", "gradient_ascent"]}, r"unlearning.methods\[1\]: not an allowed value \(got 'gradient_ascent'\) — fix: write one of ga, ga_gdr, .*npo_klr_sure"),
+        ({"unlearning.lrs": [0.0]}, r"unlearning.lrs\[0\]: must be greater than 0 \(got 0.0\) — fix: write a number above 0"),
+        ({"unlearning.batch_size": 0}, r"unlearning.batch_size: must be at least 1 \(got 0\) — fix: write a number of 1 or more, e.g. batch_size: 4"),
+        ({"quantization.group_size": -64}, r"quantization.group_size: must be at least 1 \(got -64\)"),
+        ({"unlearning.sure": {"gamma": 120}}, r"unlearning.sure.gamma: must be at most 100 \(got 120\) — fix: write a number of 100 or less"),
+        ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"quantization.formats\[0\].bits: not an allowed value \(got 3\) — fix: write one of 4, 5, 8"),
+        ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"quantization.formats\[0\].quantizer: not an allowed value \(got 'hqq'\) — fix: write one of rtn, gptq, awq"),
+        ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"unlearning.epoch_metrics\[1\]: not an allowed value \(got 'rouge'\) — fix: write one of knowmem_f, knowmem_r"),
+        ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"corpora.muse-news: missing key 'retrain' \(needed without 'embedded'\) — fix: add retrain \(local Hugging Face folder"),
+        ({"evaluation.batch_size": "large"}, r"evaluation.batch_size: must be a whole number or 'auto' \(got 'large'\)"),
+        ({"unlearning.loss_variant": "tofu"}, r"unlearning.loss_variant: not an allowed value \(got 'tofu'\) — fix: write one of standard, muse"),
+        ({"unlearning.precisions": ["bf16", "fp16"]}, r"unlearning.precisions\[1\]: not an allowed value \(got 'fp16'\) — fix: did you mean 'bf16'\? write one of bf16, fp32, mixed"),
     ],
 )
-def test_schema_errors_name_the_key_and_what_is_allowed(changes, message, key):
-    with pytest.raises(WorkflowError, match=message) as error:
+def test_schema_errors_name_the_key_and_what_to_write(changes, message):
+    with pytest.raises(QunlearnError, match=message):
         _validated(_config(**changes))
-    assert f"On instance{key}" in str(error.value)

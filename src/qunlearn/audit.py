@@ -38,10 +38,24 @@ def audited_models(corpora: dict, references: dict[tuple[str, int], Reference], 
                    grid_names: list[str]) -> dict[str, dict[str, AuditedModel]]:
     """Per corpus, its audited models in the config's order, each checked against the reference of its target
     (`references` by corpus and target seed; an entry without `target_seed` takes the corpus' first)."""
-    return {corpus: {label: _checked(f"corpora.{corpus}.unlearned.{label}", label, entry, references, corpus,
-                                     target_seeds[corpus], grid_names)
-                     for label, entry in spec.get("unlearned", {}).items()}
+    return {corpus: _corpus_models(corpus, spec.get("unlearned", {}), references, target_seeds[corpus], grid_names)
             for corpus, spec in corpora.items()}
+
+
+def _corpus_models(corpus: str, entries: dict, references: dict[tuple[str, int], Reference], target_seeds: list[int],
+                   grid_names: list[str]) -> dict[str, AuditedModel]:
+    """One corpus' audited models; one folder under two labels would be evaluated twice as two models."""
+    models, labels = {}, {}  # labels: folder -> the label that audits it
+    for label, entry in entries.items():
+        key = f"corpora.{corpus}.unlearned.{label}"
+        model = _checked(key, label, entry, references, corpus, target_seeds, grid_names)
+        folder = Path(model.path).resolve()
+        if folder in labels:
+            raise QunlearnError(f"{key}: the folder {model.path} is also audited as {labels[folder]!r}",
+                                f"keep one of the labels {labels[folder]!r} and {label!r}")
+        labels[folder] = label
+        models[label] = model
+    return models
 
 
 def _checked(key: str, label: str, entry: str | dict, references: dict[tuple[str, int], Reference], corpus: str,
@@ -81,18 +95,43 @@ def _tokenizer_of(entry: dict, reference: Reference) -> str:
 def _check_model(model: AuditedModel, reference: Reference) -> None:
     shapes = tensor_shapes(model.path)  # reading every shard's header checks the checkpoint too
     config = model_config(model.path)
+    vocabulary = tokenizer_vocabulary(model.tokenizer) if Path(model.tokenizer).is_dir() else None
     if Path(reference.target).is_dir():
-        _check_shapes(shapes, reference.target)
+        target_shapes = tensor_shapes(reference.target)
+        _check_embedding_rows(shapes, target_shapes, config, model.tokenizer, vocabulary)
+        _check_shapes(shapes, target_shapes, reference.target)
     elif reference.architecture is not None:
         _check_architecture(config, reference.architecture)
-    if Path(model.tokenizer).is_dir():
-        _check_vocabulary(model, config, reference)
+    if vocabulary is not None:
+        _check_vocabulary(model, vocabulary, config, reference)
 
 
-def _check_shapes(shapes: dict, target: str) -> None:
+def _check_embedding_rows(shapes: dict, target_shapes: dict, config: dict, tokenizer: str,
+                          vocabulary: dict | None) -> None:
+    """An embedding (and lm_head) with another number of rows than the target's, said as such rather than as an
+    architecture mismatch: padded past the tokenizer (vocab_size in config.json above its length), or another
+    vocabulary altogether."""
+    rows = config.get("vocab_size")
+    target_rows = [target_shapes[name][0] for name, shape in shapes.items()
+                   if shape[0] == rows and name in target_shapes and target_shapes[name][0] != rows
+                   and target_shapes[name][1:] == shape[1:]]
+    if not target_rows:
+        return
+    problem = f"the embedding has {rows} rows (vocab_size in config.json), the target's {target_rows[0]}"
+    if vocabulary is not None and rows > len(vocabulary):
+        raise QunlearnError(f"{problem}, and the tokenizer {tokenizer} has {len(vocabulary)} tokens: the embedding was "
+                            "padded past the tokenizer",
+                            "if the model was trained with a larger tokenizer, give that one with `tokenizer:` in the "
+                            "entry; if the extra rows are padding, trim them "
+                            f"(model.resize_token_embeddings({target_rows[0]}), then save_pretrained)")
+    raise QunlearnError(f"{problem}: another vocabulary than the target's",
+                        "audit a model unlearned from this corpus' target, with its tokenizer "
+                        "(`tokenizer:` in the entry)")
+
+
+def _check_shapes(shapes: dict, target_shapes: dict, target: str) -> None:
     """Every tensor of the target in the model (`shapes`) with the same shape, and no other (a tied or untied
     lm_head aside): the mechanism compares the two weight by weight."""
-    target_shapes = tensor_shapes(target)
     for name in sorted((shapes.keys() ^ target_shapes.keys()) - {TIED_HEAD}):
         where = "the model" if name in shapes else "the target"
         raise QunlearnError(f"{name} is only in {where}: the checkpoint's architecture differs from the target {target}",
@@ -112,10 +151,9 @@ def _check_architecture(config: dict, architecture: dict) -> None:
                                 f"{architecture[key]}", "audit a model unlearned from this corpus' target")
 
 
-def _check_vocabulary(model: AuditedModel, config: dict, reference: Reference) -> None:
+def _check_vocabulary(model: AuditedModel, vocabulary: dict, config: dict, reference: Reference) -> None:
     """The tokenizer has an embedding row for every token, and tokenizes as the target's does (when that one exists):
     otherwise the metrics would not compare with the target's."""
-    vocabulary = tokenizer_vocabulary(model.tokenizer)
     rows = config.get("vocab_size")
     if rows is None or len(vocabulary) > rows:
         raise QunlearnError(f"the tokenizer {model.tokenizer} has {len(vocabulary)} tokens, the model's embedding "

@@ -34,7 +34,8 @@ def _shards(path: str | Path) -> list[Path]:
         detail = f" (found pickle files {pickled}, which qunlearn never loads)" if pickled else ""
         raise QunlearnError(
             f"{path} has no .safetensors weights{detail}",
-            "convert the checkpoint to safetensors (model.save_pretrained(..., safe_serialization=True)) on a trusted machine",
+            "on a trusted machine, load it with transformers and save it again with model.save_pretrained(folder), "
+            "which writes safetensors",
         )
     return shards
 
@@ -56,7 +57,14 @@ def _open(shard: Path, read):
         with safe_open(shard, "numpy") as handle:  # parses the header and checks it against the file size
             return read(handle)
     except (SafetensorError, OSError, ValueError) as error:
-        raise QunlearnError(f"corrupt or truncated checkpoint file {shard}: {error}", "delete it and re-run the rule that writes it") from None
+        raise QunlearnError(f"corrupt or truncated checkpoint file {shard}: {error}", _damaged_fix(shard)) from None
+
+
+def _damaged_fix(shard: Path) -> str:
+    """The workflow rebuilds what it wrote (under results/); a user's checkpoint has to come again from its source."""
+    if Path("results").resolve() in shard.resolve().parents:
+        return "delete its folder and re-run: Snakemake rebuilds it"
+    return "copy the checkpoint folder again from where it came from (or save the model again with save_pretrained)"
 
 
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:

@@ -47,7 +47,7 @@ def check_config(config: dict) -> None:
                                 f"by definition, not {fmt['group_size']}", f"remove group_size from the {quantizer.name} format")
     model = config["model"]
     embedded = any("embedded" in spec for spec in config["corpora"].values())
-    for fmt in config["quantization"]["formats"]:
+    for index, fmt in enumerate(config["quantization"]["formats"]):
         quantizer, group = QUANTIZERS[fmt["quantizer"]], group_size(fmt, config["quantization"])
         for key in ("hidden", "intermediate"):
             if not (embedded and quantizer.saved and model[key] % group):
@@ -55,8 +55,9 @@ def check_config(config: dict) -> None:
             if quantizer.group_size:  # the format's own block size
                 raise QunlearnError(f"{quantizer.name}'s blocks of {group} weights do not divide model.{key} {model[key]}",
                                     f"leave {quantizer.name} out of quantization.formats, or make model.{key} a multiple of {group}")
+            where = f"quantization.formats[{index}].group_size" if "group_size" in fmt else "quantization.group_size"
             raise QunlearnError(
-                f"quantization group size {group} does not divide model.{key} {model[key]}",
+                f"{where}: {group} does not divide model.{key} {model[key]}",
                 "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",
             )
     for name, spec in config["corpora"].items():

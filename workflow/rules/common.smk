@@ -12,6 +12,7 @@ os.environ.update(
 )
 
 from qunlearn.audit import Reference, audited_models
+from qunlearn.errors import stop_on_error
 from qunlearn.config import (
     check_config,
     group_size,
@@ -29,7 +30,8 @@ from qunlearn.identity import (
     unlearned_name,
 )
 
-check_config(config)
+with stop_on_error():
+    check_config(config)
 
 CORPORA = list(config["corpora"])  # in the config's order, which the tables keep
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
@@ -62,20 +64,21 @@ def corpus_tokenizer(corpus):
 
 
 # Audit mode: per corpus, unlearned models given by path, checked now (before any job runs) against their target.
-AUDITED = audited_models(
-    config["corpora"],
-    {
-        (corpus, seed): Reference(
-            base_model_dir(corpus, seed, "target"),
-            corpus_tokenizer(corpus),
-            config["model"] if "embedded" in config["corpora"][corpus] else None,
-        )
-        for corpus in CORPORA
-        for seed in target_seeds(corpus)
-    },
-    {corpus: target_seeds(corpus) for corpus in CORPORA},
-    UNLEARNED,
-)
+with stop_on_error():
+    AUDITED = audited_models(
+        config["corpora"],
+        {
+            (corpus, seed): Reference(
+                base_model_dir(corpus, seed, "target"),
+                corpus_tokenizer(corpus),
+                config["model"] if "embedded" in config["corpora"][corpus] else None,
+            )
+            for corpus in CORPORA
+            for seed in target_seeds(corpus)
+        },
+        {corpus: target_seeds(corpus) for corpus in CORPORA},
+        UNLEARNED,
+    )
 
 
 def models_of(corpus, seed):
