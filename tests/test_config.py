@@ -126,7 +126,7 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"'retrain' is a required property", "['corpora']['muse-news']"),
         ({"evaluation.batch_size": "large"}, r"'large' does not match '\^auto\$'", "['evaluation']['batch_size']"),
         ({"unlearning.loss_variant": "tofu"}, r"'tofu' is not one of \['standard', 'muse'\]", "['unlearning']['loss_variant']"),
-        ({"unlearning.precisions": ["bf16", "fp16"]}, r"'fp16' is not one of \['bf16', 'fp32', 'mixed'\]", "['unlearning']['precisions'][1]"),
+        ({"unlearning.precisions": ["bf16", "fp16"]}, r"'fp16' is not one of \['bf16', 'bf16-adam32', 'bf16-sr', 'bf16-kahan', 'fp32', 'mixed'\]", "['unlearning']['precisions'][1]"),
     ],
 )
 def test_schema_errors_name_the_key_and_what_is_allowed(changes, message, key):
