@@ -128,7 +128,7 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"corpora.muse-news: missing key 'retrain' \(needed without 'embedded'\) — fix: add retrain \(local Hugging Face folder"),
         ({"evaluation.batch_size": "large"}, r"evaluation.batch_size: must be a whole number or 'auto' \(got 'large'\)"),
         ({"unlearning.loss_variant": "tofu"}, r"unlearning.loss_variant: not an allowed value \(got 'tofu'\) — fix: write one of standard, muse"),
-        ({"unlearning.precisions": ["bf16", "fp16"]}, r"unlearning.precisions\[1\]: not an allowed value \(got 'fp16'\) — fix: did you mean 'bf16'\? write one of bf16, fp32, mixed"),
+        ({"unlearning.precisions": ["bf16", "fp16"]}, r"unlearning.precisions\[1\]: not an allowed value \(got 'fp16'\) — fix: did you mean 'bf16'\? write one of bf16, bf16-adam32, bf16-sr, bf16-kahan, fp32, mixed"),
     ],
 )
 def test_schema_errors_name_the_key_and_what_to_write(changes, message):

@@ -17,9 +17,10 @@ SURE_SUFFIX = "_sure"
 METHOD_NAMES = sorted([*METHODS, *(m + SURE_SUFFIX for m in METHODS)])
 
 
-# The weights' precision while unlearning: bf16 weights and optimizer states (a model loaded in bf16 and trained
-# as it is: the paper's and MUSE's stack), fp32, or mixed (fp32 master weights, bf16 autocast: AMP, DeepSpeed).
-UNLEARN_PRECISIONS = ("bf16", "fp32", "mixed")
+# The precision stacks people unlearn with (precision_stacks.py says what each models): pure bf16 (the paper's and
+# MUSE's), bf16 weights with 32-bit AdamW states (open-unlearning's), pure bf16 with stochastic rounding or Kahan
+# summation of the update, fp32, and mixed (fp32 master weights, bf16 autocast: AMP, DeepSpeed).
+UNLEARN_PRECISIONS = ("bf16", "bf16-adam32", "bf16-sr", "bf16-kahan", "fp32", "mixed")
 
 
 def parse_method(name: str) -> tuple[str, bool]:

@@ -15,7 +15,9 @@ from .quantization import bitsandbytes_dequantized, load_dequantized
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
 SCALE_SUFFIX = ".weight_scale"
 # In pure bf16 an Adam step of about lr moves a weight only while |w| < BF16_REACH · lr (half a bf16 unit, 2^-8
-# of the weight, must stay below the step), so a moved weight stays below that cap.
+# of the weight, must stay below the step), so a moved weight stays below that cap. The cap binds wherever the update
+# is written back with round-to-nearest (bf16, bf16-adam32); stochastic rounding and Kahan summation move weights
+# beyond it (tests/test_precision.py), and their update's location shows it.
 BF16_REACH = 2**8
 CAP_BINS = (0.5, 1.0, 2.0)  # |w_target| / (BF16_REACH · lr): the edges of the bins the update is located in
 # Formats whose stored scale is not the step between neighbouring codes: AWQ (per-model bases), NVFP4 and MXFP4

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .data import Batch, batches, encode_documents, pack
 from .grid import METHODS, parse_method
+from .precision_stacks import STACKS
 from .training import seed_everything
 
 log = logging.getLogger(__name__)
@@ -134,15 +135,15 @@ class SureSettings:
     mask: str  # "per_step" (the paper's code) or "once" (chosen before training from the whole forget set)
 
 
-# The dtype a precision keeps its weights (and so AdamW's states) in while unlearning.
-WEIGHT_DTYPES = {"bf16": "bf16", "fp32": "fp32", "mixed": "fp32"}
+# The dtype each precision stack keeps its weights in while unlearning (the model is loaded and saved in it).
+WEIGHT_DTYPES = {name: stack.weight_dtype for name, stack in STACKS.items()}
 
 
 def step_precision(precision: str, device: torch.device):
     """The context for one optimizer step's forward passes. `mixed` autocasts them to bf16 over fp32 weights.
     Entered per step, never around the loop: autocast keeps its bf16 copies of the weights until the
     outermost context exits, so an enclosing context would feed every later step the step-0 weights."""
-    if precision == "mixed":
+    if STACKS[precision].autocast:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -156,7 +157,7 @@ class UnlearnSettings:
     max_len: int
     alpha: float
     beta: float
-    precision: str  # bf16, fp32 or mixed (UNLEARN_PRECISIONS); the model comes in WEIGHT_DTYPES[precision]
+    precision: str  # a precision stack (UNLEARN_PRECISIONS); the model comes in WEIGHT_DTYPES[precision]
     seed: int
     loss_variant: str = "standard"
     sure: SureSettings | None = None  # required for a `_sure` method
@@ -199,7 +200,8 @@ def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
 def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings,
             epoch_metrics: Callable[[torch.nn.Module], dict] | None = None,
             stop: Callable[[dict], bool] | None = None) -> dict:
-    """Unlearn in place with AdamW at a constant lr; stop cleanly if the loss stops being finite.
+    """Unlearn in place with the precision stack's AdamW at a constant lr; stop cleanly if the loss stops being
+    finite.
 
     After each epoch, `epoch_metrics(model)` adds metrics to the epoch's record, and training ends early once
     `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough)."""
@@ -217,7 +219,8 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
     model.train()
     fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad) if sure and settings.sure.mask == "once" else None
     selected = Counter({module_of(name): 0 for name, _ in model.named_parameters()})
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
+    optimizer = STACKS[settings.precision].optimizer([p for p in model.parameters() if p.requires_grad],
+                                                     settings.lr, settings.seed)
     history, diverged_at, steps = [], None, 0
     for epoch in range(1, settings.epochs + 1):
         forget_batches = batches(forget_chunks, settings.batch_size, pad, rng)
