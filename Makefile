@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
 
 test: $(STAMP) lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint

@@ -45,6 +45,7 @@ rule all:
         "results/tables/main.tex",
         "results/tables/recovery.tex",
         "results/tables/contrast.tex",
+        "results/tables/paper.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
 
 

@@ -1,9 +1,16 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from qunlearn.grid import FIGURES
 from qunlearn.plots import draw_all
 from qunlearn.summary import contrast, headline, headline_by_target
-from qunlearn.tables import contrast_table, main_table, model_label, per_model_ratios_table, recovery_table
+from qunlearn.tables import (contrast_table, main_table, model_label, paper_comparison, paper_table,
+                             per_model_ratios_table, read_paper, recovery_table)
+
+PAPER = Path(__file__).resolve().parents[1] / "resources/paper_muse_news.csv"
 
 FORMATS = {"none": 32, "rtn": 4}
 
@@ -99,13 +106,31 @@ def test_an_audited_model_is_labelled_as_given_and_stays_out_of_the_headline():
     assert labelled == "my-npo (audited, t1, SIMNPO, 2e-05, bf16)"
 
 
+def _as_paper_formats(summary):
+    """The summary with its RTN-4 rows relabelled as bitsandbytes FP4 (the paper's 4-bit) and GA_KLR as NPO_GDR."""
+    fp4 = summary["quantizer"] == "rtn"
+    return summary.assign(quantizer=summary["quantizer"].where(~fp4, "bnb-fp4"),
+                          group_size=summary["group_size"].where(~fp4, ""),
+                          method=summary["method"].replace({"ga_klr": "npo_gdr"}))
+
+
+def test_the_paper_comparison_sets_the_published_ratios_beside_this_runs():
+    comparison = paper_comparison(_as_paper_formats(_summary()), read_paper(PAPER)).set_index(["source", "precision"])
+    paper = comparison.loc[("paper: MUSE NEWS, Llama-2-7B, bf16", "bnb-fp4-w4")]
+    assert paper["verbmem_f_ratio"] == pytest.approx(33.2 / 34.2) and paper["knowmem_f_ratio"] == pytest.approx(51.4 / 54.4)
+    run = comparison.loc[("this run: toy-news, bf16", "bnb-fp4-w4")]
+    assert run["verbmem_f_ratio"] == pytest.approx(30 / 45) and run["mean_ratio"] == pytest.approx((30 / 45 + 20 / 38) / 2)
+    assert set(comparison.index.get_level_values("precision")) == {"full", "bnb-fp4-w4"}  # formats both have
+    assert "0.96 (0.97 / 0.94)" in paper_table(comparison.reset_index())
+    sure_only = _summary()[lambda s: s["method"].isin(["", "ga_klr_sure"])]  # a method the paper's table lacks
+    assert "No method and format in common" in paper_table(paper_comparison(sure_only, read_paper(PAPER)))
+
+
 def test_every_figure_is_drawn(tmp_path):
-    summary = _summary()
+    summary = _as_paper_formats(_summary())
     samples = _samples(summary)
     recovery, by_target = headline(summary, samples), headline_by_target(summary, samples)
-    paths = {name: tmp_path / f"{name}.png" for name in ("recovery_verdicts", "forget_across_precisions",
-                                                          "forget_vs_utility", "recovery_ratios",
-                                                          "surviving_update_against_lr")}
-    draw_all(summary, recovery, by_target, paths, margin=0.1)
+    paths = {name: tmp_path / f"{name}.png" for name in FIGURES}
+    draw_all(summary, recovery, by_target, read_paper(PAPER), paths, margin=0.1)
     for name, path in paths.items():
         assert path.read_bytes()[:4] == b"\x89PNG", name

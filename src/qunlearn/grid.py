@@ -71,4 +71,4 @@ def check_quantizer(name: str, bits: int) -> Quantizer:
 
 
 FIGURES = ("recovery_verdicts", "forget_across_precisions", "forget_vs_utility", "recovery_ratios",
-           "surviving_update_against_lr")
+           "surviving_update_against_lr", "paper_comparison")

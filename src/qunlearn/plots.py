@@ -6,6 +6,7 @@ import pandas as pd
 
 from .io import atomic_path
 from .summary import FORGET_METRICS, unlearned_rows
+from .tables import paper_comparison as compare_with_paper
 from .tables import precision_label
 
 BASE_STYLES = {"target": "--", "retrain": ":"}
@@ -165,6 +166,16 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     _save(grid.figure, path)
 
 
+def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Path) -> None:
+    """The recovery ratio per method and format that both have, the paper's published MUSE NEWS numbers beside
+    this run's (per corpus and precision stack): whether the embedded benchmark shows the paper's shape (a low
+    ratio at full precision, a high one after 4 bits) and how far it is from the paper's levels."""
+    grid = _seaborn().catplot(compare_with_paper(summary, paper), x="precision", y="mean_ratio", hue="source", col="method", kind="bar",
+                              height=3.2, aspect=1.1)
+    grid.set_axis_labels("", "mean recovery ratio")
+    _save(grid.figure, path)
+
+
 SUMMARY_FIGURES = {  # drawn from summary.csv alone
     "forget_across_precisions": forget_across_precisions,
     "forget_vs_utility": forget_vs_utility,
@@ -173,12 +184,13 @@ SUMMARY_FIGURES = {  # drawn from summary.csv alone
 }
 
 
-DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES)  # in the order of grid.FIGURES
+DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES, "paper_comparison")  # in the order of grid.FIGURES
 
 
-def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paths: dict[str, str],
-             margin: float) -> None:
+def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paper: pd.DataFrame,
+             paths: dict[str, str], margin: float) -> None:
     """Every figure of grid.FIGURES, each to its path."""
     recovery_verdicts(recovery, by_target, paths["recovery_verdicts"], margin)
     for name, draw in SUMMARY_FIGURES.items():
         draw(summary, paths[name])
+    paper_comparison(summary, paper, paths["paper_comparison"])

@@ -130,3 +130,51 @@ def contrast_table(contrast: pd.DataFrame) -> str:
     return ("% A stack's change of the recovery ratio minus the reference's, paired by method, lr, target and seed;\n"
             "% 95% interval; (targets where the stack is above the reference / targets)\n"
             + wide.style.to_latex(hrules=True))
+
+
+def read_paper(path) -> pd.DataFrame:
+    """resources/paper_muse_news.csv: the paper's published rows (its header lines say where they come from)."""
+    return pd.read_csv(path, comment="#", dtype={"method": str}, keep_default_na=False)
+
+
+def precision_id(quantizer: str, bits: int, group_size) -> str:
+    """A summary row's format as the workflow names it: full, bnb-fp4-w4, rtn-w4g64."""
+    if quantizer == "none":
+        return "full"
+    return f"{quantizer}-w{int(bits)}" if group_size in ("", None) or pd.isna(group_size) else \
+        f"{quantizer}-w{int(bits)}g{int(group_size)}"
+
+
+def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Per method and format that both the paper and this run have: the recovery ratios (forget metric / the target's
+    at that format) the paper's table gives, and this run's mean over targets, seeds and learning rates per corpus
+    and precision stack. One row per source; `mean_ratio` is the mean over VerbMem-f and KnowMem-f."""
+    ratios = [f"{m}_ratio" for m in FORGET_METRICS]
+    target = paper[paper["model"] == "target"].set_index("precision")
+    published = paper[paper["method"] != ""].merge(target[list(FORGET_METRICS)], left_on="precision",
+                                                   right_index=True, suffixes=("", "_target"))
+    published = published.assign(source="paper: MUSE NEWS, Llama-2-7B, bf16",
+                                 **{f"{m}_ratio": published[m] / published[f"{m}_target"] for m in FORGET_METRICS})
+    rows = unlearned_rows(summary)
+    rows = rows[~rows["audited"]]
+    rows = rows.assign(precision=[precision_id(*key) for key in zip(rows["quantizer"], rows["bits"], rows["group_size"])])
+    rows = rows.merge(published[["method", "precision"]], on=["method", "precision"])
+    run = rows.groupby(["corpus", "unlearn_precision", "method", "precision"], sort=False)[ratios].mean().reset_index()
+    run = run.assign(source=[f"this run: {c}, {p}" for c, p in zip(run["corpus"], run["unlearn_precision"])])
+    both = pd.concat([published[["source", "method", "precision", *ratios]], run[["source", "method", "precision", *ratios]]],
+                     ignore_index=True)
+    both = both[both["method"].isin(run["method"]) & both["precision"].isin(run["precision"])]
+    return both.assign(mean_ratio=both[ratios].mean(axis=1)).reset_index(drop=True)
+
+
+def paper_table(comparison: pd.DataFrame) -> str:
+    """Rows: method × source (the paper, this run per corpus and stack); columns: format; cells: the mean recovery
+    ratio (VerbMem-f / KnowMem-f in parentheses)."""
+    if comparison.empty:
+        return "% No method and format in common with the paper's table\n"
+    cells = comparison.assign(cell=[f"{m:.2f} ({v:.2f} / {k:.2f})" for m, v, k in zip(
+        comparison["mean_ratio"], comparison["verbmem_f_ratio"], comparison["knowmem_f_ratio"])])
+    wide = cells.pivot_table(index=["method", "source"], columns="precision", values="cell", aggfunc="first",
+                             sort=False)
+    return ("% Recovery ratio (forget metric / the target's at the same format), mean (VerbMem-f / KnowMem-f):\n"
+            "% the paper's published MUSE NEWS numbers beside this run's\n" + wide.style.to_latex(hrules=True))

@@ -33,6 +33,8 @@ from qunlearn.identity import (
 with stop_on_error():
     check_config(config)
 
+# The paper's published table, shipped with the workflow (resources/), read wherever the run's folder is.
+PAPER_TABLE = str(Path(workflow.basedir, "resources/paper_muse_news.csv"))
 CORPORA = list(config["corpora"])  # in the config's order, which the tables keep
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
 # default the schema filled in) re-runs nothing.

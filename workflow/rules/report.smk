@@ -71,6 +71,7 @@ rule tables:
         summary="results/summary.csv",
         recovery="results/recovery.csv",
         contrast="results/contrast.csv",
+        paper=PAPER_TABLE,
     output:
         main=report(
             "results/tables/main.tex",
@@ -85,6 +86,11 @@ rule tables:
         contrast=report(
             "results/tables/contrast.tex",
             caption="../report/contrast_table.rst",
+            category="Tables",
+        ),
+        paper=report(
+            "results/tables/paper.tex",
+            caption="../report/paper_table.rst",
             category="Tables",
         ),
     log:
@@ -106,6 +112,7 @@ rule plots:
         summary="results/summary.csv",
         recovery="results/recovery.csv",
         by_target="results/recovery_by_target.csv",
+        paper=PAPER_TABLE,
     output:
         **{
             figure: report(

@@ -2,9 +2,10 @@ import pandas as pd
 
 from qunlearn.plots import draw_all
 from qunlearn.summary import read_summary
+from qunlearn.tables import read_paper
 from qunlearn.workflow import start
 
 start(snakemake)
 i = snakemake.input
-draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), dict(snakemake.output.items()),
-         snakemake.params.margin)
+draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), read_paper(i.paper),
+         dict(snakemake.output.items()), snakemake.params.margin)
