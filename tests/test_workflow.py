@@ -320,3 +320,16 @@ def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp
         assert unlearned["surviving_update"].notna().all() and unlearned["verdict"].notna().all(), fmt
     measured = read_json(workdir / "results/mechanism/toy-news/t0" / sorted(UNLEARNED)[0] / "gguf-q4_0-w4g32.json")
     assert measured["step_units"] is False and measured["bf16_threshold_lr"] is None
+
+
+@pytest.mark.e2e
+def test_the_report_opens_on_the_answer(ci_run, tmp_path):
+    """`snakemake --report` on the finished ci run: one self-contained file whose first category is the headline
+    (the recovery figure and table), linked from the workflow description it opens on."""
+    workdir, _ = ci_run
+    report = tmp_path / "report.html"
+    done = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--nolock", "--report", str(report)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = report.read_text()
+    assert "recovery_verdicts.png" in text and "Answer" in text and "showResultInfo" in text
