@@ -241,6 +241,24 @@ def evaluation_checkpoint(wildcards):
     )
 
 
+# One input function per rule of the many-job rules: Snakemake inspects every input function's signature for
+# every job, a large share of a big grid's dry-run time.
+def evaluate_input(wildcards):
+    return {
+        "corpus": corpus_dir(wildcards),
+        "tokenizer": model_tokenizer_dir(wildcards),
+        "model": evaluation_checkpoint(wildcards),
+    }
+
+
+def quantize_input(wildcards):
+    return {
+        "model": model_dir(wildcards),
+        "tokenizer": model_tokenizer_dir(wildcards),
+        "corpus": corpus_dir(wildcards),
+    }
+
+
 def quantize_settings(precision):
     fmt = FORMATS[precision]
     quantizer = fmt["quantizer"]

@@ -1,8 +1,6 @@
 rule evaluate:
     input:
-        corpus=corpus_dir,
-        tokenizer=model_tokenizer_dir,
-        model=evaluation_checkpoint,
+        unpack(evaluate_input),
     output:
         "results/metrics/{corpus}/{pair}/{model}/{precision}.json",
     log:

@@ -2,9 +2,7 @@
 # formats are applied at evaluation load.
 rule quantize:
     input:
-        model=model_dir,
-        tokenizer=model_tokenizer_dir,
-        corpus=corpus_dir,
+        unpack(quantize_input),
     output:
         quantized_output("results/quantized/{corpus}/{pair}/{model}/{precision}"),
     log:
