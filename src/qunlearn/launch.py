@@ -100,7 +100,7 @@ def check_launch(job: UnlearnJob, shards: int, cuda_devices: int) -> None:
         raise QunlearnError(f"unlearning.shards: {shards} needs {shards} GPUs, but this job sees {cuda_devices}",
                             f"ask for {shards} GPUs (resources.unlearn.gpu: {shards}; --resources gpu=N on one machine), "
                             f"or set unlearning.shards: {cuda_devices}")
-    if importlib.util.find_spec("torch.distributed.run") is None:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torch.distributed.run") is None:
         raise QunlearnError(f"unlearning.shards: {shards} needs torchrun (torch.distributed.run), which this "
                             "environment's torch lacks", "install torch from PyPI (its wheels include it), or set "
                             "unlearning.shards: 1")
