@@ -41,11 +41,12 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
 
 
 def save_model(model: torch.nn.Module, out_dir: str | Path, dtype: str | None = None,
-               extra_json: dict[str, object] | None = None) -> None:
-    """Save as safetensors, with any `extra_json` files (a training record) in the same atomic step."""
+               extra_json: dict[str, object] | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Save as safetensors, with any `extra_json` files (a training record) in the same atomic step; `state_dict`
+    gives the weights where the model holds only a shard of them (sharding.ShardedModels.save)."""
     if dtype is not None:
         model = model.to(DTYPES[dtype])
     with atomic_dir(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
         for name, obj in (extra_json or {}).items():
             write_json(staging / name, obj)

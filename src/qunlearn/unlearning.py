@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
 
 from .data import Batch, batches, encode_documents, pack
 from .grid import METHODS, parse_method
@@ -53,11 +54,15 @@ class LossContext:
     model: torch.nn.Module
     reference: torch.nn.Module | None  # the frozen target, for NPO and KLR
     beta: float
+    cache_reference: bool = True  # off where the reference is sharded: see WholeBatches.caches_reference
     _reference_nll: dict = field(default_factory=dict, repr=False)
 
     def reference_nll(self, batch: Batch) -> torch.Tensor:
         """The frozen reference's sequence NLL of a batch, computed at its first appearance and kept: it never
         changes, and with batch size 1 every later epoch asks for the same batches (a third of NPO's forwards)."""
+        if not self.cache_reference:
+            with torch.no_grad():
+                return sequence_nll(_logits(self.reference, batch), batch.labels)
         key = (tuple(batch.input_ids.shape), batch.input_ids.cpu().numpy().tobytes(),
                batch.attention_mask.cpu().numpy().tobytes())
         if key not in self._reference_nll:
@@ -148,6 +153,26 @@ def step_precision(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+class WholeBatches:
+    """How a step's losses are computed: in one process, on the whole global batch. `sharding.RankShares` is the
+    same interface for one of several processes that each hold a share of the batch and of the model."""
+
+    caches_reference = True  # a rank that skipped a sharded reference's forward would stall the others
+
+    def frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+        return copy.deepcopy(model).eval().requires_grad_(False)
+
+    def forward_context(self, precision: str, device: torch.device):
+        return step_precision(precision, device)
+
+    def loss(self, loss_fn: Callable, ctx: "LossContext", batch: Batch) -> torch.Tensor:
+        return loss_fn(ctx, batch.to(ctx.model.device))  # the losses compare logits with the batch's labels
+
+    def total(self, loss: torch.Tensor) -> float:
+        """The global batch's loss from this process' part of it."""
+        return loss.item()
+
+
 @dataclass
 class UnlearnSettings:
     method: str
@@ -174,7 +199,10 @@ def module_grad_norms(model: torch.nn.Module) -> dict[str, float]:
     for name, param in model.named_parameters():
         if param.grad is not None:
             squares[module_of(name)].append(param.grad.float().pow(2).sum())
-    norms = torch.stack([torch.stack(parts).sum() for parts in squares.values()]).sqrt().tolist()
+    module_squares = torch.stack([torch.stack(parts).sum() for parts in squares.values()])
+    if isinstance(module_squares, DTensor):  # sharded gradients (sharding.py): each rank holds part of every sum
+        module_squares = module_squares.full_tensor()
+    norms = module_squares.sqrt().tolist()
     return dict(zip(squares, norms))
 
 
@@ -199,25 +227,28 @@ def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
 
 def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings,
             epoch_metrics: Callable[[torch.nn.Module], dict] | None = None,
-            stop: Callable[[dict], bool] | None = None) -> dict:
+            stop: Callable[[dict], bool] | None = None, plan: WholeBatches | None = None) -> dict:
     """Unlearn in place with the precision stack's AdamW at a constant lr; stop cleanly if the loss stops being
     finite.
 
     After each epoch, `epoch_metrics(model)` adds metrics to the epoch's record, and training ends early once
-    `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough)."""
+    `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough). `plan` computes each
+    step's losses (default: the whole batch in this process; `sharding.RankShares`: this rank's share)."""
+    plan = plan or WholeBatches()
     base_method, sure = parse_method(settings.method)
     seed_everything(settings.seed)
     rng = random.Random(settings.seed)
     forget_name, retain_name = METHODS[base_method]
     forget_fn = _loss(forget_name, settings.loss_variant)
     retain_fn = _loss(retain_name, settings.loss_variant) if retain_name else None
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(settings.method) else None
-    ctx = LossContext(model, reference, settings.beta)
+    reference = plan.frozen_copy(model) if needs_reference(settings.method) else None
+    ctx = LossContext(model, reference, settings.beta, plan.caches_reference)
     bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
     forget_chunks = pack(encode_documents(tokenizer, forget_texts), settings.max_len, bos)
     retain_chunks = pack(encode_documents(tokenizer, retain_texts), settings.max_len, bos)
     model.train()
-    fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad) if sure and settings.sure.mask == "once" else None
+    mask_once = sure and settings.sure.mask == "once"
+    fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad, plan) if mask_once else None
     selected = Counter({module_of(name): 0 for name, _ in model.named_parameters()})
     optimizer = STACKS[settings.precision].optimizer([p for p in model.parameters() if p.requires_grad],
                                                      settings.lr, settings.seed)
@@ -227,11 +258,11 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
         retain_batches = itertools.cycle(batches(retain_chunks, settings.batch_size, pad, rng))
         totals = {"forget": 0.0, "retain": 0.0}
         for forget_batch in forget_batches:
-            forget_batch = forget_batch.to(model.device)  # the losses compare logits with the batch's labels
-            with step_precision(settings.precision, model.device):
-                forget_loss = forget_fn(ctx, forget_batch)
-                retain_loss = retain_fn(ctx, next(retain_batches).to(model.device)) if retain_fn else torch.zeros(())
-            if not (math.isfinite(forget_loss.item()) and math.isfinite(retain_loss.item())):
+            with plan.forward_context(settings.precision, model.device):
+                forget_loss = plan.loss(forget_fn, ctx, forget_batch)
+                retain_loss = plan.loss(retain_fn, ctx, next(retain_batches)) if retain_fn else torch.zeros(())
+            forget_value, retain_value = plan.total(forget_loss), plan.total(retain_loss)
+            if not (math.isfinite(forget_value) and math.isfinite(retain_value)):
                 diverged_at = epoch
                 break
             forget_loss.backward()
@@ -248,8 +279,8 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
                 break
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            totals["forget"] += forget_loss.item()
-            totals["retain"] += retain_loss.item()
+            totals["forget"] += forget_value
+            totals["retain"] += retain_value
             steps += 1
         if diverged_at:
             log.warning("loss is not finite in epoch %d: stopping, keeping the last finite weights", epoch)
@@ -278,11 +309,11 @@ def _finite_gradients(model: torch.nn.Module) -> bool:
 
 
 def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[int]], settings: UnlearnSettings,
-               pad: int) -> set[str]:
+               pad: int, plan: WholeBatches) -> set[str]:
     """The salient modules from the forget loss's gradient over the whole forget set; the others are frozen."""
     for forget_batch in batches(forget_chunks, settings.batch_size, pad, random.Random(settings.seed)):
-        with step_precision(settings.precision, ctx.model.device):
-            loss = forget_fn(ctx, forget_batch.to(ctx.model.device))
+        with plan.forward_context(settings.precision, ctx.model.device):
+            loss = plan.loss(forget_fn, ctx, forget_batch)
         loss.backward()
     keep = salient_modules(module_grad_norms(ctx.model), settings.sure.gamma)
     for name, param in ctx.model.named_parameters():

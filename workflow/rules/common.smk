@@ -21,6 +21,7 @@ from qunlearn.config import (
     settings_hash,
 )
 from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
+from qunlearn.launch import check_shards
 from qunlearn.identity import (
     BASE_ROLES,
     ModelId,
@@ -32,6 +33,7 @@ from qunlearn.identity import (
 
 with stop_on_error():
     check_config(config)
+    check_shards(config)
 
 # The paper's published table, shipped with the workflow (resources/), read wherever the run's folder is.
 PAPER_TABLE = str(Path(workflow.basedir, "resources/paper_muse_news.csv"))
@@ -313,6 +315,7 @@ def result_settings(model, precision):
         ),
         "sure": sure_settings(model.name) if grid else None,
         "checkpoint": config["unlearning"]["checkpoint"] if grid else None,
+        "shards": config["unlearning"]["shards"] if grid else None,
         "quantization": quantize_settings(precision) if precision in FORMATS else None,
         "evaluation": config["evaluation"],
     }

@@ -17,7 +17,8 @@ rule unlearn:
     priority: 10
     conda:
         "../../envs/train.yaml"
-    threads: config["threads"]
+    # A sharded job's processes share its threads, at least one each.
+    threads: max(config["threads"], config["unlearning"]["shards"])
     resources:
         **job_resources("unlearn"),
     params:
@@ -26,5 +27,6 @@ rule unlearn:
         epoch_metrics=config["unlearning"]["epoch_metrics"],
         eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
         checkpoint=config["unlearning"]["checkpoint"],
+        shards=config["unlearning"]["shards"],
     script:
         "../scripts/unlearn.py"
