@@ -21,7 +21,7 @@ METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("model", nargs="?", default="results/models/toy-news/target")
+    parser.add_argument("model", nargs="?", default="results/models/toy-news/t0/target")
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizer")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
     parser.add_argument("--threads", type=int, default=os.cpu_count())

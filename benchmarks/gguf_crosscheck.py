@@ -52,8 +52,8 @@ def fp32_logit_difference(model_dir: str, tokenizer_dir: str, prompt: list[int],
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("model", nargs="?", default="results/models/toy-news/target")
-    parser.add_argument("quantized", nargs="?", default="results/quantized/toy-news/target")
+    parser.add_argument("model", nargs="?", default="results/models/toy-news/t0/target")
+    parser.add_argument("quantized", nargs="?", default="results/quantized/toy-news/t0/target")
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizer")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
     parser.add_argument("--prompts", type=int, default=10)

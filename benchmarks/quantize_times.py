@@ -1,7 +1,7 @@
 """Quantization time per quantizer, bits and group size, from a finished run's `benchmark:` files.
 
 Usage: python benchmarks/quantize_times.py [RESULTS_DIR]   (default: results)
-Each quantize job is one model at one format (results/benchmarks/quantize/{corpus}/{model}/{precision}.tsv;
+Each quantize job is one model at one format (results/benchmarks/quantize/{corpus}/t{target_seed}/{model}/{precision}.tsv;
 precision names read rtn-w4g64, gptq-w8g128, ...). Times include loading the model and saving the
 compressed checkpoint; ends with the ratio of each quantizer's mean time to RTN's at the same bits.
 """

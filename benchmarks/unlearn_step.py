@@ -95,7 +95,7 @@ def compare_reference(target: str, forget: list, retain: list, precision: str, e
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("target", nargs="?", default="results/models/toy-news/target")
+    parser.add_argument("target", nargs="?", default="results/models/toy-news/t0/target")
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizer")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
     parser.add_argument("--epochs", type=int, default=2)

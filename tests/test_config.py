@@ -59,6 +59,7 @@ def test_the_schema_names_what_the_library_implements():
 def test_lr_spellings_name_the_same_jobs():
     assert format_lr(1e-5) == format_lr(0.00001) == format_lr(1.0e-5) == "1e-5"
     assert format_lr(2e-4) == "2e-4"
+    assert format_lr(1.5e-5) == "1.5e-5" and format_lr(2.5e-3) == "2.5e-3"  # never rounded into another lr's name
 
 
 def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():

@@ -182,6 +182,8 @@ def test_numbers_become_numbers_only_where_the_schema_asks_for_one():
         "resources": {"unlearn": {"mem_mb": 100}, "default": {"runtime": "fast"}},  # not a number: the schema says so
     }
     assert coerced({"evaluation": {"batch_size": "auto"}}, SCHEMA) == {"evaluation": {"batch_size": "auto"}}
+    alpha = validated({**CI, "unlearning": {**CI["unlearning"], "alpha": 1}}, SCHEMA)["unlearning"]["alpha"]
+    assert alpha == 1.0 and isinstance(alpha, float)  # alpha: 1 and alpha: 1.0 give the same params and hash
     assert config["unlearning"]["lrs"] == ["1e-5", "0.00002"]  # a copy: the input is left as it was
 
 

@@ -251,7 +251,7 @@ def test_the_bf16_cap_binds_only_where_updates_are_rounded_to_nearest(precision,
 def test_the_surviving_update_figure_draws_one_line_per_stack(tmp_path, monkeypatch):
     rows = [dict(corpus="toy-news", target_seed=0, model=f"npo_gdr_lr{lr:.0e}_{stack}_s0", audited=False,
                  method="npo_gdr", lr=lr,
-                 unlearn_precision=stack, seed=0, quantizer="rtn", bits=4, surviving_update=0.5, ratio_vs_full=0.1,
+                 unlearn_precision=stack, seed=0, format="rtn-w4g64", quantizer="rtn", bits=4, surviving_update=0.5, ratio_vs_full=0.1,
                  bf16_threshold_lr=2e-5)
             for stack in UNLEARN_PRECISIONS for lr in (1e-5, 3e-5)]
     drawn = []

@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 
 from qunlearn.io import write_json
-from qunlearn.summary import FORGET_METRICS, ITEM_METRICS, contrast, headline, headline_by_target, summarize
+from qunlearn import confidence
+from qunlearn.summary import (FORGET_METRICS, ITEM_METRICS, contrast, headline, headline_by_target, nested_change,
+                              summarize)
 
 RNG_ITEMS = 40
-FORMATS = [("none", 32, ""), ("rtn", 4, 64)]
+FORMATS = [("full", "none", 32, ""), ("rtn-w4g64", "rtn", 4, 64)]
 
 
 def _grid_row(model: str, method: str, stack: str, seed: int) -> dict:
@@ -27,13 +29,13 @@ class Study:
         self.tmp_path, self.files, self.rows = tmp_path, [], []
 
     def add(self, corpus: str, target_seed: int, row: dict, items_by_format: dict) -> None:
-        for (quantizer, bits, group), items in zip(FORMATS, items_by_format):
+        for (format_id, quantizer, bits, group), items in zip(FORMATS, items_by_format):
             path = self.tmp_path / f"{corpus}-{target_seed}-{row['model']}-{quantizer}.json"
             scores = {m: float(np.mean(v)) for m, v in items.items()}
             write_json(path, {**scores, "privleak_auc": 0.5, "items": items})
             self.files.append(str(path))
-            self.rows.append(dict(corpus=corpus, target_seed=target_seed, **row, quantizer=quantizer, bits=bits,
-                                  group_size=group))
+            self.rows.append(dict(corpus=corpus, target_seed=target_seed, **row, format=format_id, quantizer=quantizer,
+                                  bits=bits, group_size=group))
 
     def summarize(self, only_target_seed=None):
         keep = [i for i, row in enumerate(self.rows) if only_target_seed in (None, row["target_seed"])]
@@ -176,3 +178,55 @@ def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_an
     assert news.loc["rtn", "mean_recovery_ratio"] == pytest.approx(npo.loc["rtn", ["verbmem_f_ratio", "knowmem_f_ratio"]].mean())
     assert news.loc["rtn", "values"] == 2 and news.loc["none", "vs_full"] == 0
     assert result[result["corpus"] == "all"]["mean_recovery_ratio"].tolist() == news["mean_recovery_ratio"].tolist()
+
+
+def _cells(targets: dict[int, float], methods: list[str]) -> pd.DataFrame:
+    """Rows of one corpus' quantized group: per target seed and method, one unlearning seed whose change is the
+    target's value (every method of a target alike)."""
+    return pd.DataFrame([dict(corpus="news", target_seed=seed, model=f"{method}_lr3e-5_bf16_s0", method=method,
+                              lr="3e-5", seed=0, format="rtn-w4g64", quantizer="rtn", bits=4, group_size=64,
+                              change=value)
+                         for seed, value in targets.items() for method in methods])
+
+
+def test_cells_unlearned_from_the_same_targets_resample_those_targets_together():
+    """Four methods unlearned from the same three targets vary with the targets as one method does: the interval
+    is the one method's, not narrower (targets are drawn once per group, not once per cell)."""
+    targets = {0: 0.0, 1: 0.1, 2: 0.5}
+    samples_of = lambda row: np.full(confidence.RESAMPLES, row["change"])  # noqa: E731
+    one = nested_change(_cells(targets, ["npo_gdr"]), "change", samples_of, np.random.default_rng(0))
+    four = nested_change(_cells(targets, ["npo_gdr", "npo_klr", "ga_gdr", "ga_klr"]), "change", samples_of,
+                         np.random.default_rng(0))
+    assert four.estimate == pytest.approx(one.estimate) == pytest.approx(0.2)
+    assert confidence.interval(four.samples) == confidence.interval(one.samples) == (0.0, 0.5)
+
+
+def test_all_corpora_pool_the_corpora_and_each_interval_ignores_the_other_groups(tmp_path):
+    """`all` is the mean over corpora (not over every row: three news targets do not outweigh one books target);
+    a corpus' interval is the same whether or not another corpus is summarized beside it."""
+    news = _study(tmp_path / "news", targets=(0, 1, 2), unlearned_at_rtn=lambda unlearned, target: target)
+    books = _study(tmp_path / "books")
+    for row in books.rows:
+        row["corpus"] = "books"
+    alone, alone_samples = news.summarize()
+    both, both_samples = summarize(books.files + news.files, books.rows + news.rows, [], {"news": None, "books": None})
+    rtn = lambda result: result.query("quantizer == 'rtn'").set_index("corpus")  # noqa: E731
+    pooled_rows, news_only = rtn(headline(both, both_samples)), rtn(headline(alone, alone_samples))
+    assert pooled_rows.loc["all", "vs_full"] == pytest.approx(
+        (pooled_rows.loc["news", "vs_full"] + pooled_rows.loc["books", "vs_full"]) / 2)
+    assert pooled_rows.loc["all", "targets"] == 4
+    for column in ("vs_full", "vs_full_lo", "vs_full_hi", "verdict"):
+        assert pooled_rows.loc["news", column] == news_only.loc["news", column]
+
+
+def test_a_target_that_scores_nothing_leaves_the_group_undefined(tmp_path):
+    """A target whose forget metric is 0 has no recovery ratio: the pooled verdict is undefined, not an interval
+    drawn from the resamples that happen to miss it."""
+    study = _study(tmp_path, targets=(0, 1))
+    zero = {m: [0.0] * RNG_ITEMS for m in ITEM_METRICS}
+    for i, row in enumerate(study.rows):
+        if row["target_seed"] == 1 and row["model"] == "target":
+            write_json(study.files[i], {**{m: 0.0 for m in ITEM_METRICS}, "privleak_auc": 0.5, "items": zero})
+    table, samples = study.summarize()
+    news = headline(table, samples).query("quantizer == 'rtn' and corpus == 'news'").iloc[0]
+    assert np.isnan(news["vs_full"]) and news["verdict"] == "undefined"

@@ -6,7 +6,7 @@ import pytest
 
 from qunlearn.grid import FIGURES
 from qunlearn.plots import draw_all
-from qunlearn.summary import contrast, headline, headline_by_target
+from qunlearn.summary import ROW_KEYS, contrast, headline, headline_by_target
 from qunlearn.tables import (contrast_table, main_table, model_label, paper_comparison, paper_table,
                              per_model_ratios_table, read_paper, recovery_table)
 
@@ -35,6 +35,7 @@ def _summary():
                                         "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
     table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo",
                          bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
+                         format=table["quantizer"].map({"none": "full", "rtn": "rtn-w4g64"}),
                          seed=["" if m == "" else 0 for m in table["method"]])
     unlearned_rtn = (table["quantizer"] == "rtn") & ~table["model"].isin(["target", "retrain"])
     table["same_code"] = np.where(unlearned_rtn, 0.97, np.nan)
@@ -47,17 +48,17 @@ def _summary():
         table[f"{metric}_ratio"] = table[metric] / target
         table[f"{metric}_excess"] = (table[metric] - retrain) / (target - retrain)
     full = table[table["quantizer"] == "none"].set_index("model")
-    mean_ratio = table[["verbmem_f_ratio", "knowmem_f_ratio"]].mean(axis=1)
-    table["ratio_vs_full"] = np.where(unlearned_rtn, mean_ratio - table["model"].map(
-        full[["verbmem_f_ratio", "knowmem_f_ratio"]].mean(axis=1)), np.nan)
+    for view in ("ratio", "excess"):
+        columns = [f"verbmem_f_{view}", f"knowmem_f_{view}"]
+        table[f"{view}_vs_full"] = np.where(unlearned_rtn, table[columns].mean(axis=1) - table["model"].map(
+            full[columns].mean(axis=1)), np.nan)
     return table
 
 
 def _samples(table):
     """Bootstrap samples as `summarize` returns them: here each row's change, exactly (no noise)."""
     rows = table[table["ratio_vs_full"].notna()]
-    keys = ["corpus", "target_seed", "model", "quantizer", "bits", "group_size"]
-    return {tuple(r[k] for k in keys): {"ratio": np.full(2000, r["ratio_vs_full"]), "excess": np.full(2000, 0.1)}
+    return {tuple(r[k] for k in ROW_KEYS): {"ratio": np.full(2000, r["ratio_vs_full"]), "excess": np.full(2000, 0.1)}
             for r in rows.to_dict("records")}
 
 
@@ -68,7 +69,7 @@ def test_main_table_is_booktabs_with_the_best_unlearned_value_in_bold():
     assert "\\textbf{5.0}" in tex  # PrivLeak nearest 0
     assert "\\textbf{27.0}" in tex  # highest utility
     assert "\\textbf{50.0}" not in tex and "\\textbf{31.0}" not in tex  # target and retrain are not candidates
-    assert "Target t0" in tex and "GA-KLR (1e-04, bf16, t0, seed 0)" in tex
+    assert "Target t0" in tex and "GA-KLR (1e-4, bf16, t0, seed 0)" in tex
 
 
 def test_main_table_cells_carry_half_their_bootstrap_interval():
@@ -82,7 +83,7 @@ def test_main_table_cells_carry_half_their_bootstrap_interval():
 def test_recovery_table_has_each_stacks_change_interval_verdict_and_agreeing_targets():
     summary = _summary()
     tex = recovery_table(headline(summary, _samples(summary)))
-    assert "SURE" in tex and "bf16" in tex and "fp32" in tex and "RTN 4-bit" in tex
+    assert "SURE" in tex and "bf16" in tex and "fp32" in tex and "RTN 4-bit g64" in tex
     # GA_KLR bf16 at RTN 4-bit: (30/45 + 20/38) / 2 - (10/50 + 12/40) / 2 = +0.35, the interval a point here
     assert "+0.35 [+0.35, +0.35] recovered (1/1)" in tex and "+0.03 [+0.03, +0.03] kept (1/1)" in tex
     ratios = per_model_ratios_table(summary)
@@ -103,13 +104,13 @@ def test_an_audited_model_is_labelled_as_given_and_stays_out_of_the_headline():
     grid_only = headline(summary[~summary["audited"]])
     assert headline(summary)["mean_recovery_ratio"].tolist() == grid_only["mean_recovery_ratio"].tolist()
     labelled = model_label("my-npo", True, "simnpo", 2e-5, "bf16", "", 1)
-    assert labelled == "my-npo (audited, t1, SIMNPO, 2e-05, bf16)"
+    assert labelled == "my-npo (audited, t1, SIMNPO, 2e-5, bf16)"
 
 
 def _as_paper_formats(summary):
     """The summary with its RTN-4 rows relabelled as bitsandbytes FP4 (the paper's 4-bit) and GA_KLR as NPO_GDR."""
     fp4 = summary["quantizer"] == "rtn"
-    return summary.assign(quantizer=summary["quantizer"].where(~fp4, "bnb-fp4"),
+    return summary.assign(quantizer=summary["quantizer"].where(~fp4, "bnb-fp4"), format=summary["format"].where(~fp4, "bnb-fp4-w4"),
                           group_size=summary["group_size"].where(~fp4, ""),
                           method=summary["method"].replace({"ga_klr": "npo_gdr"}))
 

@@ -63,27 +63,25 @@ class Draws:
         return cls({metric: item_draws(n, rng) for metric, n in sorted(items_per_metric.items())})
 
 
-def hierarchical_mean(samples_by_target: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """[targets][seeds, RESAMPLES] -> [RESAMPLES]: each resample draws targets with replacement, then, for each
-    drawn target, its unlearning seeds with replacement, and averages what it drew. A level with one member is
-    taken as it is. Targets may have different numbers of seeds."""
-    targets = len(samples_by_target)
-    drawn_targets = (rng.integers(0, targets, size=(RESAMPLES, targets)) if targets > 1
-                     else np.zeros((RESAMPLES, 1), dtype=int))
-    means = np.zeros(RESAMPLES)
-    for slot in range(targets):
-        chosen = drawn_targets[:, slot]
-        for target, samples in enumerate(samples_by_target):
-            rows = np.flatnonzero(chosen == target)
-            if rows.size:
-                means[rows] += _seed_draw_means(samples, rows, rng)
-    return means / targets
-
-
-def _seed_draw_means(samples: np.ndarray, resamples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For the given resamples of one target, the mean over its seeds drawn with replacement."""
-    seeds = samples.shape[0]
+def seed_mean(samples_by_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[seeds, RESAMPLES] -> [RESAMPLES]: each resample averages the seeds drawn with replacement (a single seed
+    is taken as it is)."""
+    seeds = samples_by_seed.shape[0]
     if seeds == 1:
-        return samples[0, resamples]
-    drawn = rng.integers(0, seeds, size=(resamples.size, seeds))
-    return samples[drawn, resamples[:, None]].mean(axis=1)
+        return samples_by_seed[0]
+    drawn = rng.integers(0, seeds, size=(RESAMPLES, seeds))
+    return samples_by_seed[drawn, np.arange(RESAMPLES)[:, None]].mean(axis=1)
+
+
+def target_mean(samples_by_target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[targets, RESAMPLES] -> [RESAMPLES]: each resample averages the targets drawn with replacement (a single
+    target is taken as it is). Draw once per group, over every cell's targets, so that cells unlearned from the same
+    targets move together."""
+    return seed_mean(samples_by_target, rng)
+
+
+def hierarchical_mean(samples_by_target: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """[targets][seeds, RESAMPLES] -> [RESAMPLES]: the unlearning seeds resampled within each target, then the
+    targets resampled; each target's seed draw serves every time the target is drawn. Targets may have different
+    numbers of seeds."""
+    return target_mean(np.stack([seed_mean(samples, rng) for samples in samples_by_target]), rng)

@@ -10,13 +10,16 @@ builds the grid from these names at every start.
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 BASE_ROLES = ("target", "retrain")
 TARGET_FOLDER = re.compile(r"^t(\d+)$")
 
 
 def format_lr(lr: float) -> str:
-    """One spelling per value (1e-5, 1.0e-5 and 0.00001 name the same jobs)."""
-    return f"{float(lr):.0e}".replace("e-0", "e-")
+    """One spelling per value, the shortest that reads back exactly: 1e-5, 1.0e-5 and 0.00001 name the same jobs,
+    and 1.5e-5 stays 1.5e-5 (never rounded into another lr's name)."""
+    return np.format_float_scientific(float(lr), trim="-", exp_digits=1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class UnlearnedName:
         return cls(method, lr, precision, int(seed.removeprefix("s")))
 
 
-GRID_NAME = re.compile(r"_lr[^_]+_[^_]+_s\d+$")  # the shape of UnlearnedName's names
+# The shape of UnlearnedName's names: the unlearn rule's wildcard constraint, and what audit labels may not end in.
+GRID_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_[^_/]+_s[0-9]+"
+GRID_NAME = re.compile(GRID_NAME_PATTERN + "$")
 
 
 def unlearned_name(method: str, lr: float, precision: str, seed: int) -> str:

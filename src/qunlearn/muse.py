@@ -179,18 +179,25 @@ class _DiskSnapshot(_DatasetsSnapshot):
 def _offline_datasets():
     """`datasets`, never reaching the network, and a cache folder for it outside the user's snapshot, deleted
     afterwards."""
+    saved_environment = {name: os.environ.get(name) for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")}
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     import datasets
 
     # The variables are read when `datasets` is first imported; a job that imported it earlier (llmcompressor does)
     # needs its flag set as well.
-    datasets.config.HF_HUB_OFFLINE = True
+    hub_offline, datasets.config.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE, True
     bars_were_on = not datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # "Generating split" bars would only fill the job's log
     try:
         with tempfile.TemporaryDirectory(prefix="qunlearn-datasets-") as cache:
             yield datasets, cache
-    finally:
+    finally:  # as it was: a notebook that loads a corpus keeps its own settings
+        datasets.config.HF_HUB_OFFLINE = hub_offline
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if bars_were_on:
             datasets.enable_progress_bars()
 
@@ -244,7 +251,7 @@ def _texts(label: str, items: list) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise QunlearnError(f"{label}: record {index} is {type(items[index]).__name__}, expected a string or a "
-                                "record with a string `text`")
+                                "record with a string `text`", "fix the file, or download the corpus again")
     return texts
 
 
@@ -252,7 +259,8 @@ def _records(label: str, items: list, fields: tuple[str, ...]) -> list[tuple[str
     rows = []
     for index, item in enumerate(_nonempty(label, items)):
         if not isinstance(item, dict) or any(not isinstance(item.get(f), str) for f in fields):
-            raise QunlearnError(f"{label}: record {index} lacks a string field among {list(fields)}")
+            raise QunlearnError(f"{label}: record {index} lacks a string field among {list(fields)}",
+                                "fix the file, or download the corpus again")
         rows.append(tuple(item[f] for f in fields))
     return rows
 

@@ -25,7 +25,7 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """With `precision` and `run` (a model's label) for the axes and legends, and `unlearned as`: the precision
     stack while unlearning, or an audited model's label."""
     return summary.assign(
-        precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
+        precision=summary["format"].map(precision_label),
         run=[f"{m} t{t}" if m in ("target", "retrain") else f"{m.replace('_lr', ' lr ').replace('_', ' ')} t{t}"
              for m, t in zip(summary["model"], summary["target_seed"])],
         **{"unlearned as": [f"{m} (audited)" if a else p for m, a, p in
@@ -81,7 +81,7 @@ def _tidy_headline(table: pd.DataFrame) -> pd.DataFrame:
     """recovery.csv or recovery_by_target.csv: the quantized rows, with `precision` and `stack` (the precision
     stack, marked `+SURE` for SURE's rows)."""
     rows = table[table["quantizer"] != "none"]
-    return rows.assign(precision=[precision_label(q, b) for q, b in zip(rows["quantizer"], rows["bits"])],
+    return rows.assign(precision=rows["format"].map(precision_label),
                        stack=[f"{p}+SURE" if s else p for p, s in zip(rows["unlearn_precision"], rows["sure"])])
 
 

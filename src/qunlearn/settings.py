@@ -39,7 +39,9 @@ def validated(config: dict, schema: dict) -> dict:
     errors = schema_errors(config, schema)
     if errors:
         raise ConfigErrors(errors)
-    return config
+    # Then whole numbers where the schema wants any number become floats (alpha: 1 and 1.0 are one setting, and
+    # Snakemake compares params as text); after the errors, which quote the value as it was written.
+    return _coerce(config, schema, Draft202012Validator(schema), floats=True)
 
 
 def coerced(config: dict, schema: dict) -> dict:
@@ -49,16 +51,16 @@ def coerced(config: dict, schema: dict) -> dict:
     return _coerce(copy.deepcopy(config), schema, Draft202012Validator(schema))
 
 
-def _coerce(value, node: dict, validator: Draft202012Validator):
+def _coerce(value, node: dict, validator: Draft202012Validator, floats: bool = False):
     node = _resolved(node, validator.schema)
     if isinstance(value, dict):
-        value = {key: _coerce(item, _property_schema(node, key), validator) for key, item in value.items()}
+        value = {key: _coerce(item, _property_schema(node, key), validator, floats) for key, item in value.items()}
     elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        value = [_coerce(item, node["items"], validator) for item in value]
+        value = [_coerce(item, node["items"], validator, floats) for item in value]
     else:
-        value = _scalar(value, node, validator)
+        value = _scalar(value, node, validator, floats)
     for branch in _branches(value, node, validator):
-        value = _coerce(value, branch, validator)
+        value = _coerce(value, branch, validator, floats)
     return value
 
 
@@ -89,7 +91,7 @@ def _branches(value, node: dict, validator: Draft202012Validator) -> list[dict]:
     return branches
 
 
-def _scalar(value, node: dict, validator: Draft202012Validator):
+def _scalar(value, node: dict, validator: Draft202012Validator, floats: bool):
     wanted = _wanted_types(node)
     if isinstance(value, str) and wanted and not validator.evolve(schema=node).is_valid(value):
         if wanted & {"number", "integer"} and NUMBER.fullmatch(value.strip()):
@@ -98,6 +100,9 @@ def _scalar(value, node: dict, validator: Draft202012Validator):
             return BOOLEANS[value.strip().lower()]
     if isinstance(value, float) and value.is_integer() and "integer" in wanted and "number" not in wanted:
         return int(value)
+    if floats and isinstance(value, int) and not isinstance(value, bool) and "number" in wanted \
+            and "integer" not in wanted:
+        return float(value)
     return value
 
 

@@ -2,7 +2,9 @@
 and the share of the target's excess over retrain that remains; and the verdicts drawn from it."""
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,9 +18,9 @@ METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 ITEM_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")  # means over items, each with a bootstrap interval
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
 CONSTRAINED_METHODS = ("ga_gdr", "ga_klr", "npo_gdr", "npo_klr")  # those with a utility (retain) term
-FORMAT_KEYS = ["quantizer", "bits", "group_size"]
+FORMAT_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id, e.g. full, rtn-w4g64, bnb-fp4-w4
 ROW_KEYS = ["corpus", "target_seed", "model", *FORMAT_KEYS]
-FULL = dict(quantizer="none", bits=32, group_size="")
+FULL = dict(format="full", quantizer="none", bits=32, group_size="")
 # The two views of how much forget-set knowledge a model keeps, per forget metric m at precision p:
 # the paper's ratio m(model, p) / m(target, p), and the share of the target's excess over the retrain model
 # that remains, (m(model, p) - m(retrain, p)) / (m(target, p) - m(retrain, p)), whose floor is the retrain model.
@@ -116,23 +118,24 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
         return position[tuple({**row, **change}[k] for k in ROW_KEYS)]
 
     samples, columns = {}, {f"{view}_{c}": [] for view in VIEWS for c in ("vs_full", "vs_full_lo", "vs_full_hi", "verdict")}
-    for i, row in enumerate(table[ROW_KEYS].to_dict("records")):
-        if row["model"] in ("target", "retrain") or row["quantizer"] == "none":
-            for values in columns.values():
-                values.append(None)
-            continue
-        here = [resampled[at(row, model=m)] if m else resampled[i] for m in (None, "target", "retrain")]
-        full = [resampled[at(row, **FULL, model=m)] if m else resampled[at(row, **FULL)] for m in (None, "target", "retrain")]
-        samples[tuple(row.values())] = {}
-        for view in VIEWS:
-            change = np.mean([view_values(*here, view)[m] - view_values(*full, view)[m] for m in FORGET_METRICS], axis=0)
-            samples[tuple(row.values())][view] = change
-            point = np.mean([table[f"{m}_{view}"].iloc[i] - table[f"{m}_{view}"].iloc[at(row, **FULL)]
-                             for m in FORGET_METRICS])
-            low, high = confidence.interval(change)
-            for name, value in zip(("vs_full", "vs_full_lo", "vs_full_hi", "verdict"),
-                                   (point, low, high, confidence.verdict(point, low, high, margin))):
-                columns[f"{view}_{name}"].append(value)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a view is undefined (NaN) where its denominator is 0
+        for i, row in enumerate(table[ROW_KEYS].to_dict("records")):
+            if row["model"] in ("target", "retrain") or row["quantizer"] == "none":
+                for values in columns.values():
+                    values.append(None)
+                continue
+            here = [resampled[at(row, model=m)] if m else resampled[i] for m in (None, "target", "retrain")]
+            full = [resampled[at(row, **FULL, model=m)] if m else resampled[at(row, **FULL)] for m in (None, "target", "retrain")]
+            samples[tuple(row.values())] = {}
+            for view in VIEWS:
+                change = np.mean([view_values(*here, view)[m] - view_values(*full, view)[m] for m in FORGET_METRICS], axis=0)
+                samples[tuple(row.values())][view] = change
+                point = np.mean([table[f"{m}_{view}"].iloc[i] - table[f"{m}_{view}"].iloc[at(row, **FULL)]
+                                 for m in FORGET_METRICS])
+                low, high = confidence.interval(change)
+                for name, value in zip(("vs_full", "vs_full_lo", "vs_full_hi", "verdict"),
+                                       (point, low, high, confidence.verdict(point, low, high, margin))):
+                    columns[f"{view}_{name}"].append(value)
     return table.assign(**columns).rename(columns={"ratio_verdict": "verdict"}), samples
 
 
@@ -192,77 +195,127 @@ def _headline_rows(table: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
 
 
-def _view_means(rows: pd.DataFrame, view: str, keys: list[str]) -> pd.Series:
-    """The mean of a view over both forget metrics and every row of each group."""
-    long = rows.melt(id_vars=keys, value_vars=[f"{m}_{view}" for m in FORGET_METRICS], value_name="value")
-    return long.groupby(keys, sort=False, dropna=False)["value"].mean()
+def _group_rng(key) -> np.random.Generator:
+    """A generator per group, seeded by the group's own key: its interval does not depend on the other groups."""
+    return np.random.default_rng([confidence.SEED, *"|".join(map(str, key)).encode()])
 
 
-def headline(table: pd.DataFrame, samples: dict | None = None, margin: float = confidence.MARGIN) -> pd.DataFrame:
+def _forget_mean(rows: pd.DataFrame, view: str) -> pd.Series:
+    """Each row's mean of a view over the forget metrics (undefined where either is)."""
+    return rows[[f"{m}_{view}" for m in FORGET_METRICS]].mean(axis=1, skipna=False)
+
+
+@dataclass
+class Change:
+    """One group's change from full precision: its estimate, its bootstrap samples, and each target's estimate."""
+    estimate: float
+    samples: np.ndarray
+    by_target: dict[tuple, float]  # (corpus, target_seed) -> that target's own estimate
+
+
+def _cells_by_target(rows: pd.DataFrame):
+    """(corpus, target seed) -> the target's method × lr cells, each the rows of its unlearning seeds."""
+    for target, target_rows in rows.groupby(["corpus", "target_seed"], sort=True):
+        yield target, [cell for _, cell in target_rows.groupby(["method", "lr"], sort=False)]
+
+
+def nested_estimate(rows: pd.DataFrame, column: str) -> tuple[float, dict[tuple, float]]:
+    """One corpus' rows of a group: per target, the mean over method × lr cells of the mean over each cell's
+    unlearning seeds; then the mean over targets (undefined where any row is). Returns it and each target's."""
+    by_target = {target: float(np.mean([np.mean(cell[column].to_numpy(float)) for cell in cells]))
+                 for target, cells in _cells_by_target(rows)}
+    return float(np.mean(list(by_target.values()))), by_target
+
+
+def nested_change(rows: pd.DataFrame, column: str, samples_of: Callable[[dict], np.ndarray],
+                  rng: np.random.Generator) -> Change:
+    """`nested_estimate` with its bootstrap, nested alike: the seeds resampled within each cell, then the targets
+    resampled; each row's samples already resample the items (one draw per corpus, so every model and target is
+    paired on the same items)."""
+    estimate, by_target = nested_estimate(rows, column)
+    per_target = [np.mean([confidence.seed_mean(np.stack([samples_of(r) for r in cell.to_dict("records")]), rng)
+                           for cell in cells], axis=0) for _, cells in _cells_by_target(rows)]
+    return Change(estimate, confidence.target_mean(np.stack(per_target), rng), by_target)
+
+
+def pooled(changes: list[Change]) -> Change:
+    """`all` corpora: the mean over the corpora's changes."""
+    return Change(float(np.mean([c.estimate for c in changes])), np.mean([c.samples for c in changes], axis=0),
+                  {target: value for c in changes for target, value in c.by_target.items()})
+
+
+def headline(table: pd.DataFrame, samples: dict | None = None, margin: float = confidence.MARGIN,
+             by_target: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's headline ("21% at full precision, 83% after 4-bit"): per corpus (and `all` corpora), precision
     stack while unlearning, SURE or not, and format, the mean recovery ratio over the utility-constrained methods,
-    learning rates, targets, unlearning seeds and both forget metrics of the grid; `vs_full` is its change from full
+    learning rates, targets, unlearning seeds and both forget metrics of the grid (nested: seeds within a method ×
+    lr cell, cells within a target, then targets, then corpora for `all`); `vs_full` is its change from full
     precision (the same rows unquantized), the size of the recovery; `mean_excess` and `excess_vs_full` the same
     in the excess view. Given `samples` (from `summarize`), each change gets its hierarchical bootstrap interval
-    (targets, then unlearning seeds within each target, then items), a verdict, and how many targets agree."""
+    (targets, then unlearning seeds within each target, then items), a verdict, and the targets' own verdicts
+    (from `by_target`, `headline_by_target`'s table, computed here if not given)."""
     rows = _headline_rows(table)
     if rows.empty:
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
-    keys = ["corpus", *HEADLINE_KEYS]
-    means = pd.concat([_group_means(rows, keys), _group_means(rows, HEADLINE_KEYS).assign(corpus="all")],
-                      ignore_index=True)
+    results = []
+    for key, group in rows.groupby(HEADLINE_KEYS, sort=False, dropna=False):
+        parts = {corpus: _corpus_entry(part, (corpus, *key), samples, margin)
+                 for corpus, part in group.groupby("corpus", sort=False)}
+        for corpus, (entry, _) in parts.items():
+            results.append({"corpus": corpus, **dict(zip(HEADLINE_KEYS, key)), **entry})
+        results.append({"corpus": "all", **dict(zip(HEADLINE_KEYS, key)), **_pooled_entry(list(parts.values()),
+                                                                                          group, margin)})
+    means = pd.DataFrame(results)
+    means = means.iloc[np.argsort(means["corpus"].eq("all").to_numpy(), kind="stable")]  # the corpora, then `all`
     if samples is None:
-        return means
-    by_target = headline_by_target(table, samples, margin)
-    for view, prefix in zip(VIEWS, ("vs_full", "excess_vs_full")):
-        changes = _hierarchical_changes(rows[rows["quantizer"] != "none"], samples, view)
-        means = _with_verdicts(means, changes, prefix, margin)
+        return means[[c for c in HEADLINE_COLUMNS if c in means]].reset_index(drop=True)
+    by_target = headline_by_target(table, samples, margin) if by_target is None else by_target
+    for prefix in ("vs_full", "excess_vs_full"):
         means = means.merge(_agreement(by_target, means, prefix), on=["corpus", *HEADLINE_KEYS], how="left")
     return means[HEADLINE_COLUMNS]
 
 
-def _group_means(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group: both views' means, their change from full precision, the number of values and of targets."""
-    grouped = rows.assign(target=list(zip(rows["corpus"], rows["target_seed"]))).groupby(keys, sort=False, dropna=False)
-    means = pd.DataFrame({"mean_recovery_ratio": _view_means(rows, "ratio", keys),
-                          "mean_excess": _view_means(rows, "excess", keys),
-                          "values": grouped.size() * len(FORGET_METRICS), "targets": grouped["target"].nunique()})
-    means = means.reset_index()
-    group = [k for k in keys if k not in FORMAT_KEYS]
-    for column, change in (("mean_recovery_ratio", "vs_full"), ("mean_excess", "excess_vs_full")):
-        full = means[means["quantizer"] == "none"].set_index(group)[column]
-        means[change] = means[column] - full.reindex(pd.MultiIndex.from_frame(means[group])).to_numpy()
-    return means
+def _corpus_entry(rows: pd.DataFrame, key: tuple, samples: dict | None, margin: float) -> tuple[dict, dict]:
+    """One corpus' (or one target's) group: its levels, counts and changes, and the changes themselves."""
+    changes = {view: None if rows["quantizer"].iloc[0] == "none" or samples is None else
+               nested_change(rows, f"{view}_vs_full", lambda r, view=view: samples[_row_key(r)][view],
+                             _group_rng((*key, view)))
+               for view in VIEWS}
+    levels = {column: nested_estimate(rows.assign(level=_forget_mean(rows, view)), "level")[0]
+              for view, column in (("ratio", "mean_recovery_ratio"), ("excess", "mean_excess"))}
+    counts = {"values": len(rows) * len(FORGET_METRICS), "targets": rows[["corpus", "target_seed"]].drop_duplicates().shape[0]}
+    return {**levels, **counts, **_change_columns(changes, rows, margin)}, changes
 
 
-def _hierarchical_changes(quantized: pd.DataFrame, samples: dict, view: str) -> dict:
-    """Each group's change samples: per corpus, the mean over method × lr cells of the hierarchical mean over
-    (resampled) targets and their (resampled) unlearning seeds; for `all`, the mean over corpora."""
-    rng = np.random.default_rng(confidence.SEED)
-    changes = {}
-    for key, group in quantized.groupby(["corpus", *HEADLINE_KEYS], sort=False, dropna=False):
-        changes[key] = np.mean([confidence.hierarchical_mean(_by_target(cell, samples, view), rng)
-                                for _, cell in group.groupby(["method", "lr"], sort=False)], axis=0)
-    for key in {k[1:] for k in changes}:
-        changes[("all", *key)] = np.mean([v for k, v in changes.items() if k[1:] == key and k[0] != "all"], axis=0)
-    return changes
+def _pooled_entry(parts: list[tuple[dict, dict]], rows: pd.DataFrame, margin: float) -> dict:
+    """`all` corpora: the mean over the corpora of their levels and changes."""
+    entries = [entry for entry, _ in parts]
+    changes = {view: None if parts[0][1][view] is None else pooled([c[view] for _, c in parts]) for view in VIEWS}
+    means = {column: float(np.mean([entry[column] for entry in entries]))
+             for column in ("mean_recovery_ratio", "mean_excess", "vs_full", "excess_vs_full")}
+    return {**_change_columns(changes, rows, margin), **means,  # without samples, the corpora's mean estimates
+            **{count: sum(entry[count] for entry in entries) for count in ("values", "targets")}}
 
 
-def _by_target(cell: pd.DataFrame, samples: dict, view: str) -> list[np.ndarray]:
-    """One cell's change samples as [targets][seeds, RESAMPLES]."""
-    return [np.stack([samples[tuple(r)][view] for r in rows[ROW_KEYS].itertuples(index=False)])
-            for _, rows in cell.groupby("target_seed", sort=True)]
+def _row_key(row: dict) -> tuple:
+    return tuple(row[k] for k in ROW_KEYS)
 
 
-def _with_verdicts(means: pd.DataFrame, changes: dict, prefix: str, margin: float) -> pd.DataFrame:
-    """`{prefix}_lo`, `{prefix}_hi` and the verdict of each quantized group (full precision: 0, no verdict)."""
-    keys = zip(*(means[k] for k in ["corpus", *HEADLINE_KEYS]))
-    bounds = [confidence.interval(changes[key]) if key in changes else (change, change)
-              for key, change in zip(keys, means[prefix])]
-    verdicts = [confidence.verdict(change, *b, margin) if quantizer != "none" else ""
-                for change, b, quantizer in zip(means[prefix], bounds, means["quantizer"])]
-    return means.assign(**{f"{prefix}_lo": [b[0] for b in bounds], f"{prefix}_hi": [b[1] for b in bounds],
-                           _verdict_column(prefix): verdicts})
+def _change_columns(changes: dict[str, Change | None], rows: pd.DataFrame, margin: float) -> dict:
+    """Each view's change, interval and verdict (0 and no verdict at full precision; without samples, the nested
+    estimate alone)."""
+    columns = {}
+    for view, prefix in zip(VIEWS, ("vs_full", "excess_vs_full")):
+        change, full = changes[view], rows["quantizer"].iloc[0] == "none"
+        if change is None:
+            estimate = 0.0 if full else nested_estimate(rows, f"{view}_vs_full")[0]
+            bounds, verdict = ((0.0, 0.0) if full else (np.nan, np.nan)), ""
+        else:
+            estimate, bounds = change.estimate, confidence.interval(change.samples)
+            verdict = confidence.verdict(estimate, *bounds, margin)
+        columns.update({prefix: estimate, f"{prefix}_lo": bounds[0], f"{prefix}_hi": bounds[1],
+                        _verdict_column(prefix): verdict})
+    return columns
 
 
 def _verdict_column(prefix: str) -> str:
@@ -270,18 +323,16 @@ def _verdict_column(prefix: str) -> str:
 
 
 def headline_by_target(table: pd.DataFrame, samples: dict, margin: float = confidence.MARGIN) -> pd.DataFrame:
-    """The headline per target: per corpus, target seed, stack, SURE and format, both views' changes from full
-    precision with intervals over that target's unlearning seeds and the items, and their verdicts."""
+    """The headline per target: per corpus, target seed, stack, SURE and format, both views' levels and changes
+    from full precision with intervals over that target's unlearning seeds and the items, and their verdicts."""
     rows = _headline_rows(table)
-    parts = []
-    for seed, target_rows in rows.groupby("target_seed", sort=True):
-        means = _group_means(target_rows, ["corpus", *HEADLINE_KEYS])
-        for view, prefix in zip(VIEWS, ("vs_full", "excess_vs_full")):
-            means = _with_verdicts(means, _hierarchical_changes(target_rows[target_rows["quantizer"] != "none"],
-                                                                samples, view), prefix, margin)
-        parts.append(means.assign(target_seed=seed))
     columns = ["corpus", "target_seed", *(c for c in HEADLINE_COLUMNS if c != "corpus" and "target" not in c)]
-    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    results = []
+    for (corpus, target_seed, *key), group in rows.groupby(["corpus", "target_seed", *HEADLINE_KEYS], sort=False,
+                                                          dropna=False):
+        entry, _ = _corpus_entry(group, (corpus, target_seed, *key), samples, margin)
+        results.append({"corpus": corpus, "target_seed": target_seed, **dict(zip(HEADLINE_KEYS, key)), **entry})
+    return pd.DataFrame(results, columns=columns) if results else pd.DataFrame(columns=columns)
 
 
 def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -291,10 +342,10 @@ def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.
     column, keys = _verdict_column(prefix), ["corpus", *HEADLINE_KEYS]
     names = ("targets_agree", "target_verdicts") if prefix == "vs_full" else ("excess_targets_agree",
                                                                             "excess_target_verdicts")
-    pooled = means[[*keys, column]].rename(columns={column: "pooled"})
+    pooled_verdicts = means[[*keys, column]].rename(columns={column: "pooled"})
     mine = by_target[[*keys, "target_seed", column]]
-    overall = mine.drop(columns="corpus").merge(pooled[pooled["corpus"] == "all"], on=HEADLINE_KEYS)
-    matched = pd.concat([mine.merge(pooled, on=keys), overall], ignore_index=True)
+    overall = mine.drop(columns="corpus").merge(pooled_verdicts[pooled_verdicts["corpus"] == "all"], on=HEADLINE_KEYS)
+    matched = pd.concat([mine.merge(pooled_verdicts, on=keys), overall], ignore_index=True)
     matched["agree"] = matched[column] == matched["pooled"]
     grouped = matched.groupby(keys, sort=False, dropna=False)
     counts = pd.DataFrame({names[0]: grouped["agree"].sum(), names[1]: grouped[column].agg(
@@ -307,54 +358,46 @@ def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.
 def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
     """qunlearn's own claim, tested: per corpus (and `all`), SURE or not, format, precision stack and reference stack
     (fp32 and mixed, which keep fp32 master weights), the change of the recovery ratio under the stack minus the
-    change under the reference, paired by method, lr, target and unlearning seed, with a hierarchical interval
-    (targets, seeds within them, items) and `higher` (the interval lies above 0: the stack recovers more than the
-    reference), `lower` (below 0) or `unclear`; `targets_above` counts the targets whose own difference is above 0."""
+    change under the reference, paired by method, lr, target and unlearning seed, nested and resampled as the
+    headline is (targets, seeds within them, items), and `higher` (the interval lies above 0: the stack recovers
+    more than the reference), `lower` (below 0) or `unclear`; `targets_above` counts the targets whose own
+    difference is above 0."""
     rows = _headline_rows(table)
     rows = rows[rows["quantizer"] != "none"]
     if rows.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
     rows = rows.assign(change=[samples[key]["ratio"] for key in zip(*(rows[k] for k in ROW_KEYS))])
-    keys, pairs = ["corpus", "sure", *FORMAT_KEYS], ["method", "lr", "target_seed", "seed"]
+    keys, pairs = ["sure", *FORMAT_KEYS], ["corpus", "method", "lr", "target_seed", "seed"]
     references = [r for r in CONTRAST_REFERENCES if r in set(rows["unlearn_precision"])]
-    rng = np.random.default_rng(confidence.SEED)
-    found = {}
+    results = []
     for key, group in rows.groupby(keys, sort=False, dropna=False):
         by_stack = {stack: part.set_index(pairs) for stack, part in group.groupby("unlearn_precision", sort=False)}
         for reference in references:
             for stack, part in by_stack.items():
                 matched = part.join(by_stack.get(reference, part.iloc[:0]), how="inner", suffixes=("", "_ref"))
-                if stack != reference and not matched.empty:
-                    found[(key, stack, reference)] = _contrast_samples(matched, rng)
-    results = [_contrast_row(dict(zip(keys, key)), stack, reference, *values)
-               for (key, stack, reference), values in found.items()]
-    for rest, stack, reference in dict.fromkeys((k[1:], s, r) for k, s, r in found):
-        same = [v for (k, s, r), v in found.items() if (k[1:], s, r) == (rest, stack, reference)]
-        results.append(_contrast_row(dict(zip(keys, ("all", *rest))), stack, reference, np.mean([v[0] for v in same]),
-                                     np.concatenate([v[1] for v in same]), np.mean([v[2] for v in same], axis=0)))
-    return pd.DataFrame(results, columns=CONTRAST_COLUMNS)
+                if stack == reference or matched.empty:
+                    continue
+                changes = [_contrast_change(corpus_rows, (corpus, *key, stack, reference))
+                           for corpus, corpus_rows in matched.reset_index().groupby("corpus", sort=False)]
+                for corpus, change in [*zip(matched.index.unique("corpus"), changes), ("all", pooled(changes))]:
+                    results.append(_contrast_row({"corpus": corpus, **dict(zip(keys, key))}, stack, reference, change))
+    result = pd.DataFrame(results, columns=CONTRAST_COLUMNS)
+    return result.iloc[np.lexsort([result["corpus"].eq("all").to_numpy()])].reset_index(drop=True)
 
 
-def _contrast_samples(matched: pd.DataFrame, rng: np.random.Generator) -> tuple[float, np.ndarray, np.ndarray]:
-    """Of one group's stack-against-reference pairs: the point difference (the mean over method × lr cells of the
-    mean over targets and seeds), each target's own point difference, and the hierarchical bootstrap samples."""
-    matched = matched.assign(difference=matched["ratio_vs_full"] - matched["ratio_vs_full_ref"],
-                             samples=[a - b for a, b in zip(matched["change"], matched["change_ref"])])
-    cells = [confidence.hierarchical_mean([np.stack(rows["samples"].to_list())
-                                           for _, rows in cell.groupby(level="target_seed", sort=True)], rng)
-             for _, cell in matched.groupby(level=["method", "lr"], sort=False)]
-    point = matched.groupby(level=["method", "lr"], sort=False)["difference"].mean().mean()
-    per_target = matched.groupby(level="target_seed")["difference"].mean().to_numpy()
-    return float(point), per_target, np.mean(cells, axis=0)
+def _contrast_change(matched: pd.DataFrame, key: tuple) -> Change:
+    """One corpus' stack-against-reference pairs: the difference of their changes, nested and resampled."""
+    matched = matched.assign(difference=matched["ratio_vs_full"] - matched["ratio_vs_full_ref"])
+    return nested_change(matched, "difference", lambda r: r["change"] - r["change_ref"], _group_rng(key))
 
 
-def _contrast_row(key: dict, stack: str, reference: str, point: float, per_target: np.ndarray,
-                  change: np.ndarray) -> dict:
-    low, high = confidence.interval(change)
+def _contrast_row(key: dict, stack: str, reference: str, change: Change) -> dict:
+    low, high = confidence.interval(change.samples)
     direction = "undefined" if np.isnan(low) else "higher" if low > 0 else "lower" if high < 0 else "unclear"
-    return {**key, "unlearn_precision": stack, "reference": reference, "contrast": point, "contrast_lo": low,
-            "contrast_hi": high, "verdict": direction, "targets": len(per_target),
-            "targets_above": int((per_target > 0).sum())}
+    above = np.array(list(change.by_target.values()))
+    return {**key, "unlearn_precision": stack, "reference": reference, "contrast": change.estimate,
+            "contrast_lo": low, "contrast_hi": high, "verdict": direction, "targets": len(above),
+            "targets_above": int((above > 0).sum())}
 
 
 def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_table: pd.DataFrame) -> str:
@@ -411,11 +454,12 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_summary(table: pd.DataFrame, samples: dict, margin: float, paths: dict[str, str]) -> None:
     """paths: csv, long, text, headline, by_target, contrast, verdicts."""
-    headline_table, contrast_table = headline(table, samples, margin), contrast(table, samples)
+    by_target = headline_by_target(table, samples, margin)
+    headline_table, contrast_table = headline(table, samples, margin, by_target), contrast(table, samples)
     write_text(paths["csv"], table.to_csv(index=False))
     write_text(paths["long"], long_form(table).to_csv(index=False))
     write_text(paths["headline"], headline_table.to_csv(index=False))
-    write_text(paths["by_target"], headline_by_target(table, samples, margin).to_csv(index=False))
+    write_text(paths["by_target"], by_target.to_csv(index=False))
     write_text(paths["contrast"], contrast_table.to_csv(index=False))
     write_text(paths["verdicts"], verdicts(table).to_csv(index=False))
     write_text(paths["text"], format_table(table, headline_table, contrast_table))

@@ -3,6 +3,7 @@ targets, the contrast between precision stacks, and this run beside the paper's 
 
 import pandas as pd
 
+from .identity import format_lr
 from .summary import FORGET_METRICS, unlearned_rows
 
 LABELS = {"verbmem_f": r"VerbMem-f $\downarrow$", "knowmem_f": r"KnowMem-f $\downarrow$",
@@ -12,8 +13,14 @@ ORDER = ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")  # the paper's colum
 BOLD = "textbf:--rwrap;"
 
 
-def precision_label(quantizer: str, bits: int) -> str:
-    return "full" if quantizer == "none" else f"{quantizer.upper()} {bits}-bit"
+def precision_label(format_id: str) -> str:
+    """A format as tables and figures name it, from its id (the summary's `format`): full, RTN 4-bit g64,
+    BNB-FP4 4-bit."""
+    if format_id == "full":
+        return "full"
+    name, rest = format_id.rsplit("-w", 1)
+    bits, _, group = rest.partition("g")
+    return f"{name.upper()} {bits}-bit" + (f" g{group}" if group else "")
 
 
 def model_label(model: str, audited: bool, method: str, lr, unlearn_precision: str, seed, target_seed) -> str:
@@ -22,17 +29,17 @@ def model_label(model: str, audited: bool, method: str, lr, unlearn_precision: s
     if model in ("target", "retrain"):
         return f"{model.capitalize()} {target}"
     if audited:  # as labelled in the config, with what its entry says
-        said = [target, method.upper().replace("_", "-"), "" if pd.isna(lr) or lr == "" else f"{float(lr):.0e}",
+        said = [target, method.upper().replace("_", "-"), "" if pd.isna(lr) or lr == "" else format_lr(lr),
                 unlearn_precision]
         return f"{model} (audited{''.join(', ' + s for s in said if s)})"
-    return f"{method.upper().replace('_', '-')} ({float(lr):.0e}, {unlearn_precision}, {target}, seed {int(seed)})"
+    return f"{method.upper().replace('_', '-')} ({format_lr(lr)}, {unlearn_precision}, {target}, seed {int(seed)})"
 
 
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
     columns = ["model", "audited", "method", "lr", "unlearn_precision", "seed", "target_seed"]
     return summary.assign(
         Model=[model_label(*values) for values in zip(*(summary[c] for c in columns))],
-        Precision=[precision_label(q, b) for q, b in zip(summary["quantizer"], summary["bits"])],
+        Precision=summary["format"].map(precision_label),
     )
 
 
@@ -91,7 +98,7 @@ def recovery_table(recovery: pd.DataFrame) -> str:
     the change of the mean recovery ratio from full precision with its interval over targets, seeds and items,
     the verdict, and how many targets reach it on their own; the ratio at full precision in its own column."""
     recovery = recovery.assign(SURE=recovery["sure"].map({True: "SURE", False: "--"}),
-                               Precision=[precision_label(q, b) for q, b in zip(recovery["quantizer"], recovery["bits"])])
+                               Precision=recovery["format"].map(precision_label))
     full = recovery[recovery["quantizer"] == "none"].set_index(["corpus", "unlearn_precision", "SURE"])
     quantized = recovery[recovery["quantizer"] != "none"]
     cells = quantized.assign(cell=[
@@ -120,7 +127,7 @@ def contrast_table(contrast: pd.DataFrame) -> str:
     if contrast.empty:
         return "% No contrast: the grid has no fp32 or mixed stack to compare with\n"
     cells = contrast.assign(
-        Precision=[precision_label(q, b) for q, b in zip(contrast["quantizer"], contrast["bits"])],
+        Precision=contrast["format"].map(precision_label),
         comparison=[f"{s} $-$ {r}" for s, r in zip(contrast["unlearn_precision"], contrast["reference"])],
         cell=[f"{_change(v, lo, hi, verdict)} ({above}/{targets})" for v, lo, hi, verdict, above, targets in zip(
             contrast["contrast"], contrast["contrast_lo"], contrast["contrast_hi"], contrast["verdict"],
@@ -137,14 +144,6 @@ def read_paper(path) -> pd.DataFrame:
     return pd.read_csv(path, comment="#", dtype={"method": str}, keep_default_na=False)
 
 
-def precision_id(quantizer: str, bits: int, group_size) -> str:
-    """A summary row's format as the workflow names it: full, bnb-fp4-w4, rtn-w4g64."""
-    if quantizer == "none":
-        return "full"
-    return f"{quantizer}-w{int(bits)}" if group_size in ("", None) or pd.isna(group_size) else \
-        f"{quantizer}-w{int(bits)}g{int(group_size)}"
-
-
 def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Per method and format that both the paper and this run have: the recovery ratios (forget metric / the target's
     at that format) the paper's table gives, and this run's mean over targets, seeds and learning rates per corpus
@@ -156,8 +155,7 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame
     published = published.assign(source="paper: MUSE NEWS, Llama-2-7B, bf16",
                                  **{f"{m}_ratio": published[m] / published[f"{m}_target"] for m in FORGET_METRICS})
     rows = unlearned_rows(summary)
-    rows = rows[~rows["audited"]]
-    rows = rows.assign(precision=[precision_id(*key) for key in zip(rows["quantizer"], rows["bits"], rows["group_size"])])
+    rows = rows[~rows["audited"]].rename(columns={"format": "precision"})
     rows = rows.merge(published[["method", "precision"]], on=["method", "precision"])
     run = rows.groupby(["corpus", "unlearn_precision", "method", "precision"], sort=False)[ratios].mean().reset_index()
     run = run.assign(source=[f"this run: {c}, {p}" for c, p in zip(run["corpus"], run["unlearn_precision"])])

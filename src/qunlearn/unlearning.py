@@ -157,7 +157,7 @@ class WholeBatches:
     """How a step's losses are computed: in one process, on the whole global batch. `sharding.RankShares` is the
     same interface for one of several processes that each hold a share of the batch and of the model."""
 
-    caches_reference = True  # a rank that skipped a sharded reference's forward would stall the others
+    caches_reference = True  # one process holds the whole reference (RankShares: no cache, see there)
 
     def frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module:
         return copy.deepcopy(model).eval().requires_grad_(False)

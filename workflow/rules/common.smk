@@ -24,6 +24,7 @@ from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
 from qunlearn.launch import check_shards
 from qunlearn.identity import (
     BASE_ROLES,
+    GRID_NAME_PATTERN,
     ModelId,
     UnlearnedName,
     parse_target_folder,
@@ -126,7 +127,6 @@ def one_of(names):
 
 # Names by their shape, not by listing them: a constraint that alternates every model name makes the DAG slow.
 LABEL = "[A-Za-z0-9][A-Za-z0-9_.+-]*"  # target, retrain, grid names and audit labels (the schema's pattern)
-GRID_NAME = "[a-z_]+_lr[^_/]+_[^_/]+_s[0-9]+"
 
 
 wildcard_constraints:
@@ -292,6 +292,7 @@ def summary_row(model, precision):
             name.precision if name else audited.unlearn_precision if audited else ""
         ),
         seed=name.seed if name else "",
+        format=precision,
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
         group_size=group_size(fmt, config["quantization"]) if saved else "",
@@ -306,7 +307,8 @@ def result_settings(model, precision):
         "seed": config["seed"],
         "corpus": config["corpora"][model.corpus],
         "tokenizer": config["tokenizer"],
-        "model": config["model"],  # pretraining and fine-tuning
+        # pretraining and fine-tuning; a target's own seed is target_seed (adding a seed changes no other result)
+        "model": {k: v for k, v in config["model"].items() if k != "seeds"},
         "target_seed": model.target_seed,
         "unlearning": (
             unlearn_settings(model.name)
