@@ -352,7 +352,7 @@ def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.
         lambda verdicts: ", ".join(f"{v} {n}" for v, n in Counter(verdicts).most_common()))}).reset_index()
     result = means[keys].merge(counts, on=keys, how="left")
     result.loc[means["quantizer"].to_numpy() == "none", list(names)] = None
-    return result
+    return result.astype({names[0]: "Int64"})  # a count, empty at full precision
 
 
 def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
