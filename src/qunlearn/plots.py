@@ -44,7 +44,7 @@ def _save(figure, path: str | Path) -> None:
 def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str | Path, margin: float) -> None:
     """The headline at a glance: per corpus (columns; `all` pools them), the change of the mean recovery ratio from
     full precision for each format, one colour per precision stack: the pooled estimate with its 95% interval over
-    targets, seeds and items, and each target's own estimate as a small dot. Above the dashed line at the margin,
+    targets, seeds and items, and each target's own estimate as a small cross. Above the dashed line at the margin,
     with the interval above 0, is `recovered`; an interval entirely below the margin is `kept`."""
     seaborn = _seaborn()
     import matplotlib.pyplot as plt
@@ -52,6 +52,7 @@ def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str
     quantized = _tidy_headline(recovery)
     targets = _tidy_headline(by_target)
     corpora = list(dict.fromkeys(quantized["corpus"]))
+    corpora = corpora if len(corpora) > 2 else corpora[:1]  # one corpus: its `all` row is the same
     formats = list(dict.fromkeys(quantized["precision"]))
     stacks = list(dict.fromkeys(quantized["stack"]))
     colours = dict(zip(stacks, seaborn.color_palette(n_colors=max(len(stacks), 1))))
@@ -66,8 +67,8 @@ def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str
             ax.errorbar(x, rows["vs_full"], yerr=[rows["vs_full"] - rows["vs_full_lo"], rows["vs_full_hi"] - rows["vs_full"]],
                         fmt="o", color=colours[stack], capsize=3, label=stack)
             mine = targets[(targets["stack"] == stack) & ((targets["corpus"] == corpus) | (corpus == "all"))]
-            ax.scatter([formats.index(p) + offset for p in mine["precision"]], mine["vs_full"], s=10,
-                       color=colours[stack], alpha=0.5, marker="_" if corpus == "all" else ".")
+            ax.scatter([formats.index(p) + offset + width / 4 for p in mine["precision"]], mine["vs_full"], s=22,
+                       color=colours[stack], alpha=0.8, marker="x", linewidths=1)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axhline(margin, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xticks(range(len(formats)), formats, rotation=45, ha="right")
