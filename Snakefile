@@ -35,6 +35,7 @@ include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mechanism.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -45,6 +46,8 @@ rule all:
         "results/tables/main.tex",
         "results/tables/recovery.tex",
         "results/tables/contrast.tex",
+        "results/attacks.csv",
+        "results/tables/attacks.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 
+from qunlearn.grid import FIGURES
 from qunlearn.plots import draw_all
-from qunlearn.summary import contrast, headline, headline_by_target
+from qunlearn.summary import ROW_KEYS, contrast, headline, headline_by_target
 from qunlearn.tables import contrast_table, main_table, model_label, per_model_ratios_table, recovery_table
 
 FORMATS = {"none": 32, "rtn": 4}
@@ -26,7 +27,7 @@ def _summary():
     ]
     table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "unlearn_precision", "quantizer",
                                         "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
-    table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo",
+    table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo", attack="",
                          bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
                          seed=["" if m == "" else 0 for m in table["method"]])
     unlearned_rtn = (table["quantizer"] == "rtn") & ~table["model"].isin(["target", "retrain"])
@@ -49,8 +50,7 @@ def _summary():
 def _samples(table):
     """Bootstrap samples as `summarize` returns them: here each row's change, exactly (no noise)."""
     rows = table[table["ratio_vs_full"].notna()]
-    keys = ["corpus", "target_seed", "model", "quantizer", "bits", "group_size"]
-    return {tuple(r[k] for k in keys): {"ratio": np.full(2000, r["ratio_vs_full"]), "excess": np.full(2000, 0.1)}
+    return {tuple(r[k] for k in ROW_KEYS): {"ratio": np.full(2000, r["ratio_vs_full"]), "excess": np.full(2000, 0.1)}
             for r in rows.to_dict("records")}
 
 
@@ -103,9 +103,7 @@ def test_every_figure_is_drawn(tmp_path):
     summary = _summary()
     samples = _samples(summary)
     recovery, by_target = headline(summary, samples), headline_by_target(summary, samples)
-    paths = {name: tmp_path / f"{name}.png" for name in ("recovery_verdicts", "forget_across_precisions",
-                                                          "forget_vs_utility", "recovery_ratios",
-                                                          "surviving_update_against_lr")}
+    paths = {name: tmp_path / f"{name}.png" for name in FIGURES}
     draw_all(summary, recovery, by_target, paths, margin=0.1)
     for name, path in paths.items():
         assert path.read_bytes()[:4] == b"\x89PNG", name

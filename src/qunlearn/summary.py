@@ -16,9 +16,11 @@ METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 ITEM_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")  # means over items, each with a bootstrap interval
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
 CONSTRAINED_METHODS = ("ga_gdr", "ga_klr", "npo_gdr", "npo_klr")  # those with a utility (retain) term
-FORMAT_KEYS = ["quantizer", "bits", "group_size"]
+QUANTIZATION_KEYS = ["quantizer", "bits", "group_size"]
+# An attacked model (attack.smk) is a format of its own: the attack's id, "" for every other row.
+FORMAT_KEYS = [*QUANTIZATION_KEYS, "attack"]
 ROW_KEYS = ["corpus", "target_seed", "model", *FORMAT_KEYS]
-FULL = dict(quantizer="none", bits=32, group_size="")
+FULL = dict(quantizer="none", bits=32, group_size="", attack="")
 # The two views of how much forget-set knowledge a model keeps, per forget metric m at precision p:
 # the paper's ratio m(model, p) / m(target, p), and the share of the target's excess over the retrain model
 # that remains, (m(model, p) - m(retrain, p)) / (m(target, p) - m(retrain, p)), whose floor is the retrain model.
@@ -37,7 +39,7 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
     for path, row in zip(metric_files, rows, strict=True):
         result = read_json(path)
         packages = {f"{name}_version": version for name, version in result.get("packages", {}).items()}
-        entries.append({**row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")},
+        entries.append({"attack": "", **row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")},
                         **packages})
         items.append(result["items"])
     table = pd.DataFrame.from_records(entries)
@@ -117,7 +119,7 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
 
     samples, columns = {}, {f"{view}_{c}": [] for view in VIEWS for c in ("vs_full", "vs_full_lo", "vs_full_hi", "verdict")}
     for i, row in enumerate(table[ROW_KEYS].to_dict("records")):
-        if row["model"] in ("target", "retrain") or row["quantizer"] == "none":
+        if row["model"] in ("target", "retrain") or (row["quantizer"] == "none" and not row["attack"]):
             for values in columns.values():
                 values.append(None)
             continue
@@ -136,6 +138,11 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
     return table.assign(**columns).rename(columns={"ratio_verdict": "verdict"}), samples
 
 
+def unattacked(table: pd.DataFrame) -> pd.DataFrame:
+    """Every row but the attacked models' (attacks.csv holds what the attacks did)."""
+    return table[table["attack"] == ""]
+
+
 def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The unlearned models' rows, the grid's and the audited ones."""
     return table[~table["model"].isin(["target", "retrain"])]
@@ -144,7 +151,8 @@ def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
 def read_summary(path: str | Path) -> pd.DataFrame:
     """results/summary.csv as `summarize` made it: text columns that may be empty stay text."""
     table = pd.read_csv(path)
-    return table.assign(**{c: table[c].fillna("").astype(str) for c in ("method", "unlearn_precision")})
+    text = [c for c in ("method", "unlearn_precision", "attack") if c in table]
+    return table.assign(**{c: table[c].fillna("").astype(str) for c in text})
 
 
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -154,7 +162,7 @@ def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.
     fraction that moved by less than t of the target's quantization steps; `moved_near_zero_code`, the fraction
     of moved weights in the target's zero (or near-zero) code; `bf16_threshold_lr`, the lr below which a pure-bf16
     update cannot leave the format's zero bin (median over groups)."""
-    measured = pd.DataFrame([{**{k: row[k] for k in ROW_KEYS}, **_mechanism_columns(read_json(path))}
+    measured = pd.DataFrame([{**{k: {"attack": "", **row}[k] for k in ROW_KEYS}, **_mechanism_columns(read_json(path))}
                              for path, row in mechanism])
     if measured.empty:
         return table
@@ -172,21 +180,23 @@ def _reference_auc(table: pd.DataFrame, corpus: str, target_seed: int, auc_retra
     if auc_retrain.get(corpus) is not None:
         return auc_retrain[corpus]
     row = table[(table["corpus"] == corpus) & (table["target_seed"] == target_seed) & (table["model"] == "retrain")
-                & (table["quantizer"] == "none")]
+                & (table["quantizer"] == "none") & (table["attack"] == "")]
     return float(row["privleak_auc"].iloc[0])
 
 
-HEADLINE_KEYS = ["unlearn_precision", "sure", *FORMAT_KEYS]
+HEADLINE_KEYS = ["unlearn_precision", "sure", *QUANTIZATION_KEYS]
 CHANGE_COLUMNS = [f"{prefix}{suffix}" for prefix in ("vs_full", "excess_vs_full") for suffix in ("", "_lo", "_hi")]
 HEADLINE_COLUMNS = ["corpus", *HEADLINE_KEYS, "mean_recovery_ratio", "mean_excess", "values", "targets",
                     *CHANGE_COLUMNS, "verdict", "excess_verdict", "targets_agree", "target_verdicts",
                     "excess_targets_agree", "excess_target_verdicts"]
-CONTRAST_COLUMNS = ["corpus", "sure", *FORMAT_KEYS, "unlearn_precision", "reference", "contrast", "contrast_lo",
+CONTRAST_COLUMNS = ["corpus", "sure", *QUANTIZATION_KEYS, "unlearn_precision", "reference", "contrast", "contrast_lo",
                     "contrast_hi", "verdict", "targets", "targets_above"]
 
 
 def _headline_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The grid's utility-constrained, non-diverged unlearned rows (audited models have their own `verdicts`)."""
+    """The grid's utility-constrained, non-diverged unlearned rows (audited models have their own `verdicts`), not
+    attacked (attacks.csv has those)."""
+    table = unattacked(table)
     base_method = table["method"].str.removesuffix(SURE_SUFFIX)
     rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"] & ~table["audited"]]
     return rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
@@ -315,7 +325,7 @@ def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
     rows = rows.assign(change=[samples[key]["ratio"] for key in zip(*(rows[k] for k in ROW_KEYS))])
-    keys, pairs = ["corpus", "sure", *FORMAT_KEYS], ["method", "lr", "target_seed", "seed"]
+    keys, pairs = ["corpus", "sure", *QUANTIZATION_KEYS], ["method", "lr", "target_seed", "seed"]
     references = [r for r in CONTRAST_REFERENCES if r in set(rows["unlearn_precision"])]
     rng = np.random.default_rng(confidence.SEED)
     found = {}
@@ -360,7 +370,9 @@ def _contrast_row(key: dict, stack: str, reference: str, point: float, per_targe
 def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_table: pd.DataFrame) -> str:
     """The text printed at the end of a run: every row, then the answer (last, where a terminal shows it)."""
     number = lambda x: f"{x:.2f}"  # noqa: E731
-    columns = ["corpus", "target_seed", "model", "quantizer", "bits", *METRICS, *(f"{m}_ratio" for m in FORGET_METRICS)]
+    attacked = ["attack"] if (table["attack"] != "").any() else []
+    columns = ["corpus", "target_seed", "model", "quantizer", "bits", *attacked, *METRICS,
+               *(f"{m}_ratio" for m in FORGET_METRICS)]
     text = [table[columns].to_string(index=False, float_format=number), ""]
     audited = verdicts(table[table["audited"]])
     if not audited.empty:

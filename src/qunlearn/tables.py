@@ -130,3 +130,20 @@ def contrast_table(contrast: pd.DataFrame) -> str:
     return ("% A stack's change of the recovery ratio minus the reference's, paired by method, lr, target and seed;\n"
             "% 95% interval; (targets where the stack is above the reference / targets)\n"
             + wide.style.to_latex(hrules=True))
+
+
+def attacks_table(attacks: pd.DataFrame) -> str:
+    """Per corpus, precision stack and SURE (rows) and attack (columns): the unlearned models' change of held-out
+    knowledge minus the retrain models', with its interval and verdict, and both parts."""
+    if attacks.empty:
+        return "% No attacks: the config's `attacks` is empty\n"
+    cells = attacks.assign(
+        SURE=attacks["sure"].map({True: "SURE", False: "--"}),
+        cell=[f"{_change(v, lo, hi, verdict)} (unlearned {u:+.2f}, retrain {r:+.2f})" for v, lo, hi, verdict, u, r in zip(
+            attacks["change"], attacks["change_lo"], attacks["change_hi"], attacks["verdict"],
+            attacks["unlearned_change"], attacks["retrain_change"])])
+    wide = cells.pivot_table(index=["corpus", "unlearn_precision", "SURE"], columns="attack", values="cell",
+                             aggfunc="first", sort=False)
+    return ("% Change of held-out (half B) forget knowledge, as a fraction of the target's, from before the attack to\n"
+            "% after it: unlearned models minus the retrain model of the same target; 95% interval over targets,\n"
+            "% unlearning seeds and B's items; verdict; (each part)\n" + wide.style.to_latex(hrules=True))

@@ -7,4 +7,4 @@ from qunlearn.workflow import start
 start(snakemake)
 i = snakemake.input
 draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), dict(snakemake.output.items()),
-         snakemake.params.margin)
+         snakemake.params.margin, pd.read_csv(i.attacks))
