@@ -19,13 +19,14 @@ UNLEARNED = dict(model="npo_gdr_lr3e-5_bf16_s0", audited=False, method="npo_gdr"
 BASE = dict(audited=False, method="", lr="", unlearn_precision="", seed="")
 
 
-def _study(tmp_path, after_attack):
-    """A target, its retrain model and one unlearned model, unattacked and attacked; `after_attack(model, items)`
-    gives a model's items after the attack."""
+def _study(tmp_path, after_attack, unattacked=lambda items: items):
+    """A target, its retrain model and one unlearned model, unattacked (`unattacked` may change their random items)
+    and attacked; `after_attack(model, items)` gives a model's items after the attack."""
     rng = np.random.default_rng(0)
-    items = {"target": {m: rng.uniform(50, 90, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")},
-             "retrain": {m: rng.uniform(0, 20, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")},
-             UNLEARNED["model"]: {m: rng.uniform(0, 20, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")}}
+    items = unattacked({
+        "target": {m: rng.uniform(50, 90, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")},
+        "retrain": {m: rng.uniform(0, 20, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")},
+        UNLEARNED["model"]: {m: rng.uniform(0, 20, ITEMS) for m in ("verbmem_f", "knowmem_f", "knowmem_r")}})
     files, rows = [], []
     for model, described in (("target", BASE), ("retrain", BASE), (UNLEARNED["model"], UNLEARNED)):
         for attack in ("", ATTACK):
@@ -40,13 +41,15 @@ def _study(tmp_path, after_attack):
     return table, attack_verdicts(table, files, rows, {"news": SPLIT})
 
 
-def test_an_attack_that_restores_only_the_unlearned_models_held_out_items_is_recovered(tmp_path):
-    def restored(model, items):  # the unlearned model's B items back at the target's; the retrain model's stay put
-        if model != UNLEARNED["model"]:
-            return items[model]
-        return {m: np.where(np.arange(ITEMS) >= 10, items["target"][m], v) for m, v in items[model].items()}
+def _restored(model, items):
+    """The unlearned model's B items back at the target's; the other models' unchanged."""
+    if model != UNLEARNED["model"]:
+        return items[model]
+    return {m: np.where(np.arange(ITEMS) >= 10, items["target"][m], v) for m, v in items[model].items()}
 
-    table, result = _study(tmp_path, restored)
+
+def test_an_attack_that_restores_only_the_unlearned_models_held_out_items_is_recovered(tmp_path):
+    table, result = _study(tmp_path, _restored)  # the retrain model's items stay put
     assert len(result) == 2 and set(result["corpus"]) == {"news", "all"}
     row = result.iloc[0]
     assert row["verdict"] == "recovered" and row["change_lo"] > 0.5
@@ -86,3 +89,18 @@ def test_no_attack_gives_an_empty_table_with_its_columns(tmp_path):
     none = attack_verdicts(table[table["attack"] == ""], [], [], {})
     assert none.empty and list(none.columns) == list(result.columns)
     assert isinstance(result, pd.DataFrame) and result.iloc[0]["verdict"] == "kept"
+
+
+def test_a_metric_the_target_scores_0_on_in_half_b_is_left_out(tmp_path):
+    def no_knowmem_in_b(items):  # the target answers none of B's KnowMem items
+        target = items["target"]
+        return {**items, "target": {**target, "knowmem_f": np.where(np.arange(ITEMS) >= 10, 0, target["knowmem_f"])}}
+
+    _, both = _study(tmp_path / "both", _restored)
+    _, verbmem = _study(tmp_path / "verbmem", _restored, no_knowmem_in_b)
+    assert verbmem.iloc[0]["verdict"] == "recovered" and verbmem.iloc[0]["unlearned_after"] == pytest.approx(1)
+    b_verbmem = (both.iloc[0]["unlearned_before"], verbmem.iloc[0]["unlearned_before"])
+    assert b_verbmem[0] != pytest.approx(b_verbmem[1])  # VerbMem-f's fraction alone
+    _, none = _study(tmp_path / "none", _restored, lambda items: no_knowmem_in_b(
+        {**items, "target": {**items["target"], "verbmem_f": np.zeros(ITEMS)}}))
+    assert none.iloc[0]["verdict"] == "undefined"

@@ -45,8 +45,13 @@ def test_attacks_on_the_ci_run_give_a_verdict_per_stack_and_attack_with_the_retr
     ids = ["relearn-s3-lr3e-5-b4-bf16", "prune-wanda-50"]
     assert len(attacks) == 2 * 2 * 2 * len(ids)  # corpus (and all) × stack (bf16, mixed) × SURE × attack
     assert set(attacks["attack"]) == set(ids) and set(attacks["unlearn_precision"]) == {"bf16", "mixed"}
-    assert attacks["retrain_change"].notna().all() and attacks["retrain_before"].notna().all()
+    # Where the target answers none of half B's items (the ci target, a tiny model fine-tuned for 3 epochs, answers
+    # none) there is nothing to recover: the change, its retrain control and the verdict are undefined together.
+    # The verdict itself is tested on hand-made metrics (test_attack_report.py).
+    defined = attacks["change"].notna()
+    assert (attacks["retrain_change"].notna() == defined).all() and ((attacks["verdict"] == "undefined") == ~defined).all()
     assert attacks["verdict"].isin(["kept", "recovered", "unclear", "undefined"]).all()
+    assert attacks[["unlearned_utility_change", "retrain_utility_change"]].notna().all().all()
     assert (attacks["b_verbmem_items"] > 0).all() and (attacks["b_knowmem_items"] > 0).all()
     summary = pd.read_csv(workdir / "results/summary.csv", keep_default_na=False)
     assert (summary["attack"] != "").sum() == len(ids) * MODELS

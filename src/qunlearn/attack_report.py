@@ -2,7 +2,8 @@
 removed, beyond what it gives a model that never saw the forget set?
 
 Per model, the held-out forget knowledge is the mean over VerbMem-f and KnowMem-f of its score on half B's items
-(splits.py) as a fraction of its target's unattacked score there. An attack's change is that fraction after the
+(splits.py) as a fraction of its target's unattacked score there (over the metrics the target scores above 0 on; a
+resample where the target's score is 0 is left out of the interval, as the recovery ratio's are). An attack's change is that fraction after the
 attack minus before it; the verdict's quantity is the unlearned model's change minus the change of the retrain model
 of the same target, pooled like the headline (utility-constrained grid methods, per corpus and `all`, precision
 stack, SURE or not), with a hierarchical paired bootstrap interval: targets, then unlearning seeds, then B's items
@@ -48,9 +49,10 @@ class HeldOutScores:
         """`forget`: the held-out fraction of the target's (unattacked) knowledge before (`attack` "") or after the
         attack; `utility`: KnowMem-r on every retain item."""
         mine, target = self._means(corpus, target_seed, model, attack), self._means(corpus, target_seed, "target", "")
+        known = [m for m in SPLIT_METRICS if target[m][0] > 0]  # where the target scores 0, there is nothing to recover
         with np.errstate(divide="ignore", invalid="ignore"):
-            forget = np.mean([mine[m] / target[m] for m in SPLIT_METRICS], axis=0)
-        return {"forget": np.where(np.isfinite(forget), forget, np.nan), "utility": mine[UTILITY]}  # nan: target 0
+            forget = np.mean([mine[m] / target[m] for m in known], axis=0) if known else np.full_like(mine[UTILITY], np.nan)
+        return {"forget": np.where(np.isfinite(forget), forget, np.nan), "utility": mine[UTILITY]}
 
 
 def attack_verdicts(table: pd.DataFrame, metric_files: list[str], rows: list[dict], splits: dict[str, ForgetSplit],

@@ -183,7 +183,7 @@ def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
     corpora, stacks = list(dict.fromkeys(rows["corpus"])), list(dict.fromkeys(rows["stack"]))
     names = list(dict.fromkeys(rows["attack"]))
     figure, axes = plt.subplots(len(corpora), len(stacks), figsize=(1.4 + 1.3 * len(names) * len(stacks),
-                                2.8 * len(corpora)), squeeze=False, sharey=True)
+                                2.8 * len(corpora)), squeeze=False, sharex=True, sharey=True)
     for (corpus, stack), ax in zip([(c, s) for c in corpora for s in stacks], axes.flat):
         here = rows[(rows["corpus"] == corpus) & (rows["stack"] == stack)].set_index("attack").reindex(names)
         x = np.arange(len(names))
@@ -198,6 +198,8 @@ def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
         ax.set_title(f"{corpus}, {stack}", fontsize=9)
     for ax in axes[:, 0]:
         ax.set_ylabel("held-out knowledge / target's")
+    for ax in axes.flat:
+        ax.label_outer()  # attack names under the last row only
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     _save(figure, path)
 
