@@ -151,8 +151,7 @@ def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
 def read_summary(path: str | Path) -> pd.DataFrame:
     """results/summary.csv as `summarize` made it: text columns that may be empty stay text."""
     table = pd.read_csv(path)
-    text = [c for c in ("method", "unlearn_precision", "attack") if c in table]
-    return table.assign(**{c: table[c].fillna("").astype(str) for c in text})
+    return table.assign(**{c: table[c].fillna("").astype(str) for c in ("method", "unlearn_precision", "attack")})
 
 
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -162,7 +161,7 @@ def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.
     fraction that moved by less than t of the target's quantization steps; `moved_near_zero_code`, the fraction
     of moved weights in the target's zero (or near-zero) code; `bf16_threshold_lr`, the lr below which a pure-bf16
     update cannot leave the format's zero bin (median over groups)."""
-    measured = pd.DataFrame([{**{k: {"attack": "", **row}[k] for k in ROW_KEYS}, **_mechanism_columns(read_json(path))}
+    measured = pd.DataFrame([{**{k: row[k] for k in ROW_KEYS}, **_mechanism_columns(read_json(path))}
                              for path, row in mechanism])
     if measured.empty:
         return table
