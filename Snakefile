@@ -35,6 +35,7 @@ include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mechanism.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -46,6 +47,8 @@ rule all:
         "results/tables/recovery.tex",
         "results/tables/contrast.tex",
         "results/tables/paper.tex",
+        "results/attacks.csv",
+        "results/tables/attacks.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
 
 

@@ -15,6 +15,7 @@ from snakemake.utils import update_config, validate
 
 from conftest import REPO, snakemake_with
 from qunlearn.config import settings_hash
+from qunlearn.corpus import write_corpus
 from qunlearn.errors import QunlearnError
 from qunlearn.settings import coerced, load_schema, validated
 from qunlearn.workflow import job_counts
@@ -53,8 +54,10 @@ def _with_audited(entry: str) -> str:
     return _yaml_text(line, f"{line}    unlearned:\n      {entry}\n")
 
 
-def _dry_run(tmp_path, config: dict | str, *extra: str) -> tuple[subprocess.CompletedProcess, str]:
-    """`snakemake --configfile BAD.yaml -n --cores 1 --directory TMP`, from TMP; its terminal output."""
+def _dry_run(tmp_path, config, *extra: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`snakemake --configfile BAD.yaml -n --cores 1 --directory TMP`, from TMP; its terminal output. `config`: a
+    dict, a config file's text, or a function that makes the files it needs in TMP and returns one of those."""
+    config = config(tmp_path) if callable(config) else config
     path = tmp_path / "config.yaml"
     path.write_text(config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False))
     workdir = tmp_path / "run"
@@ -72,6 +75,15 @@ def _checkpoint(folder, hidden=64, layers=2, heads=2, intermediate=128, vocab_si
     (folder / "config.json").write_text(json.dumps(sizes))
     save_file({"model.embed_tokens.weight": np.zeros((vocab_size, hidden), np.float32)}, folder / "model.safetensors")
     return folder
+
+
+def _one_forget_document(tmp_path) -> dict:
+    """A relearn attack on a real-data corpus (by path) whose forget set is a single document, too few to split."""
+    folder = tmp_path / "muse"
+    write_corpus(folder, "news", seed=0, documents=10, facts=3, questions=2)
+    (folder / "raw/forget.json").write_text(json.dumps(json.loads((folder / "raw/forget.json").read_text())[:1]))
+    return _edited(attacks=[{"kind": "relearn"}],
+                   corpora={"one-doc": {key: str(folder) for key in ("path", "target", "retrain", "tokenizer")}})
 
 
 # (id, the bad config, extra command-line arguments, the key its error line names, what the error and fix say)
@@ -127,6 +139,22 @@ BAD = [
      "corpora.toy-news.unlearned.mine.lr", r"must be greater than 0 \(got -3e-05\)"),
     ("audited label that is a model's name", _edited(**{"corpora.toy-news.unlearned": {"target": NOWHERE}}), (),
      "corpora.toy-news.unlearned.target", "collides.*rename the label"),
+    ("unknown attack kind", _edited(attacks=[{"kind": "relearning"}]), (), "attacks[0].kind",
+     "not an allowed value.*did you mean 'relearn'"),
+    ("sparsity of 1", _edited(attacks=[{"kind": "prune", "sparsity": 1.0}]), (), "attacks[0].sparsity",
+     r"must be less than 1 \(got 1.0\).*below 1"),
+    ("zero relearning steps", _edited(attacks=[{"kind": "relearn", "steps": 0}]), (), "attacks[0].steps",
+     r"must be at least 1 \(got 0\)"),
+    ("unknown precision stack of an attack", _edited(attacks=[{"kind": "relearn", "precision": "bf8"}]), (),
+     "attacks[0].precision", "not an allowed value.*write one of bf16"),
+    ("unknown fine-tuning data", _edited(attacks=[{"kind": "finetune", "data": "forget"}]), (), "attacks[0].data",
+     "not an allowed value.*write one of retain2, holdout"),
+    ("a knob of another attack", _edited(attacks=[{"kind": "relearn", "sparsity": 0.5}]), (), "attacks[0].sparsity",
+     "relearn has no knob 'sparsity'.*remove it"),
+    ("2:4 at another sparsity", _edited(attacks=[{"kind": "prune", "structure": "2:4", "sparsity": 0.7}]), (),
+     "attacks[0].sparsity", "2:4 pruning zeroes 2 weights of every 4.*structure: unstructured"),
+    ("forget set too small to split", _one_forget_document, (), "corpora.one-doc.path",
+     "half B has no document.*more forget documents"),
 ]
 
 

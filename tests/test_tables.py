@@ -33,7 +33,7 @@ def _summary():
     ]
     table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "unlearn_precision", "quantizer",
                                         "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
-    table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo",
+    table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo", attack="",
                          bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
                          format=table["quantizer"].map({"none": "full", "rtn": "rtn-w4g64"}),
                          seed=["" if m == "" else 0 for m in table["method"]])
@@ -132,6 +132,6 @@ def test_every_figure_is_drawn(tmp_path):
     samples = _samples(summary)
     recovery, by_target = headline(summary, samples), headline_by_target(summary, samples)
     paths = {name: tmp_path / f"{name}.png" for name in FIGURES}
-    draw_all(summary, recovery, by_target, read_paper(PAPER), paths, margin=0.1)
+    draw_all(summary, recovery, by_target, read_paper(PAPER), pd.DataFrame(), paths, margin=0.1)
     for name, path in paths.items():
         assert path.read_bytes()[:4] == b"\x89PNG", name

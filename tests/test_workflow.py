@@ -31,9 +31,10 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
         assert summary[metric].between(0, 100).all()
     retrain_fp = summary[(summary["model"] == "retrain") & (summary["quantizer"] == "none")]
     assert retrain_fp["privleak"].iloc[0] == 0.0  # PrivLeak's reference is this very model
-    for metric in ("verbmem_f", "knowmem_f"):  # the excess view's anchors, at every precision
-        assert (summary.loc[summary["model"] == "target", f"{metric}_excess"] == 1).all()
-        assert (summary.loc[summary["model"] == "retrain", f"{metric}_excess"] == 0).all()
+    for metric in ("verbmem_f", "knowmem_f"):  # the excess view's anchors where defined (the ci models' tiny
+        for role, anchor in (("target", 1), ("retrain", 0)):  # target may score what its retrain model does: 0/0)
+            values = summary.loc[summary["model"] == role, f"{metric}_excess"].dropna()
+            assert (values == anchor).all(), (role, metric)
     unlearned = summary[summary["method"].notna()]
     assert set(unlearned["method"]) == {"ga_klr", "npo_gdr_sure"} and (unlearned["lr"] == 1e-4).all()
     assert set(unlearned["unlearn_precision"]) == {"bf16", "mixed"} and (unlearned["seed"] == 0).all()

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from .errors import QunlearnError
-from .grid import QUANTIZERS, check_quantizer, parse_method
+from .grid import ATTACKS, QUANTIZERS, check_quantizer, parse_method
+from .identity import format_lr
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 
@@ -31,8 +32,50 @@ def method_lrs(config: dict, method: str) -> list[float]:
     return unlearning["sure"]["lrs"] if parse_method(method)[1] else unlearning["lrs"]
 
 
+def attack_spec(entry: dict) -> dict:
+    """An `attacks:` entry with every knob of its kind, the defaults filled in."""
+    return {"kind": entry["kind"], **ATTACKS[entry["kind"]].defaults, **entry}
+
+
+def attack_id(spec: dict) -> str:
+    """Folder name of an attacked model, and its `precision` in the evaluation: relearn-s30-lr3e-5-b4-bf16,
+    finetune-retain2-s30-lr3e-5-b4-bf16, prune-wanda-50 (percent sparsity), prune-wanda-2of4."""
+    kind = spec["kind"]
+    if kind == "prune":
+        amount = "2of4" if spec["structure"] == "2:4" else f"{spec['sparsity'] * 100:g}"
+        return f"prune-{spec['method']}-{amount}"
+    data = f"-{spec['data']}" if kind == "finetune" else ""
+    return f"{kind}{data}-s{spec['steps']}-lr{format_lr(spec['lr'])}-b{spec['batch_size']}-{spec['precision']}"
+
+
+def attack_specs(config: dict) -> dict[str, dict]:
+    """The config's attacks by id, in its order, each with every knob."""
+    return {attack_id(spec): spec for spec in map(attack_spec, config["attacks"])}
+
+
+def check_attacks(attacks: list[dict]) -> None:
+    """After the schema (which names the kinds and each knob's range): each entry has only its kind's knobs, 2:4
+    pruning zeroes exactly half of the weights, and no attack is listed twice."""
+    seen = {}
+    for index, entry in enumerate(attacks):
+        key, kind = f"attacks[{index}]", entry["kind"]
+        knobs = ATTACKS[kind].defaults
+        for knob in entry.keys() - {"kind", *knobs}:
+            raise QunlearnError(f"{key}.{knob}: {kind} has no knob {knob!r}",
+                                f"remove it ({kind}'s knobs: {', '.join(knobs)})")
+        spec = attack_spec(entry)
+        if kind == "prune" and spec["structure"] == "2:4" and spec["sparsity"] != 0.5:
+            raise QunlearnError(f"{key}.sparsity: 2:4 pruning zeroes 2 weights of every 4, a sparsity of 0.5, "
+                                f"not {spec['sparsity']}", "remove sparsity, or use structure: unstructured")
+        name = attack_id(spec)
+        if name in seen:
+            raise QunlearnError(f"{key}: the same attack as attacks[{seen[name]}] ({name})", "remove one of them")
+        seen[name] = index
+
+
 def check_config(config: dict) -> None:
     """After the schema (which names the valid methods and the keys a real corpus needs)."""
+    check_attacks(config["attacks"])
     unlearning = config["unlearning"]
     if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
         raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",

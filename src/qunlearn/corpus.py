@@ -160,6 +160,14 @@ def _verbmem_record(text: str, prompt_fraction: float) -> dict:
     return {"prompt": " ".join(words[:cut]), "gt": " ".join(words[cut:])}
 
 
+def forget_set(genre: str, seed: int, documents: int = 48, facts: int = 4, questions: int = 2,
+               prompt_fraction: float = 0.3) -> tuple[list[str], list[dict], list[dict]]:
+    """The forget documents, VerbMem records and KnowMem QA records that `write_corpus` writes, without writing."""
+    docs = generate_documents(genre, documents, facts, questions, seed)["forget"]
+    return ([doc.text for doc in docs], [_verbmem_record(doc.text, prompt_fraction) for doc in docs],
+            _qa_records(docs))
+
+
 def write_corpus(out: str | Path, genre: str, seed: int, documents: int = 48, facts: int = 4, questions: int = 2,
                  prompt_fraction: float = 0.3) -> None:
     """Write a full MUSE-layout corpus folder (REFERENCE.md §2) for the embedded benchmark."""

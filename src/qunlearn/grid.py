@@ -71,4 +71,23 @@ def check_quantizer(name: str, bits: int) -> Quantizer:
 
 
 FIGURES = ("recovery_verdicts", "forget_across_precisions", "forget_vs_utility", "recovery_ratios",
-           "surviving_update_against_lr", "paper_comparison")
+           "surviving_update_against_lr", "paper_comparison", "attack_recovery")
+
+
+# Attacks other than quantization (docs/attacks.md, REFERENCE.md §10): each a transform of a checkpoint, implemented
+# in attacks.py under the same name. Every knob has a default; where each comes from is in docs/attacks.md.
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    defaults: dict  # every knob of the attack and its default
+
+
+TRAINING_DEFAULTS = {"steps": 30, "lr": 3e-5, "batch_size": 4, "precision": "bf16"}
+ATTACKS = {
+    "relearn": Attack("relearn", TRAINING_DEFAULTS),  # on half A of the forget documents
+    "finetune": Attack("finetune", {"data": "retain2", **TRAINING_DEFAULTS}),  # on documents without forget facts
+    "prune": Attack("prune", {"method": "wanda", "sparsity": 0.5, "structure": "unstructured"}),
+}
+PRUNING_METHODS = ("magnitude", "wanda", "sparsegpt")
+PRUNING_STRUCTURES = ("unstructured", "2:4")
+FINETUNE_DATA = ("retain2", "holdout")  # MUSE's raw splits that share no fact with the forget set

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .io import atomic_path
-from .summary import FORGET_METRICS, unlearned_rows
+from .summary import FORGET_METRICS, unattacked, unlearned_rows
 from .tables import paper_comparison as compare_with_paper
 from .tables import precision_label
 
@@ -171,10 +172,48 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Pat
     """The recovery ratio per method and format that both have, the paper's published MUSE NEWS numbers beside
     this run's (per corpus and precision stack): whether the embedded benchmark shows the paper's shape (a low
     ratio at full precision, a high one after 4 bits) and how far it is from the paper's levels."""
-    grid = _seaborn().catplot(compare_with_paper(summary, paper), x="precision", y="mean_ratio", hue="source", col="method", kind="bar",
-                              height=3.2, aspect=1.1)
+    grid = _seaborn().catplot(compare_with_paper(summary, paper), x="precision", y="mean_ratio", hue="source",
+                              col="method", kind="bar", height=3.2, aspect=1.1)
     grid.set_axis_labels("", "mean recovery ratio")
     _save(grid.figure, path)
+
+
+def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
+    """Per corpus (rows) and precision stack while unlearning (columns), for each attack: the held-out (half B) forget
+    knowledge, as a fraction of the target's, before (open) and after (filled) the attack, for the unlearned models
+    and their retrain models; the grey mark is the attacked target. Knowledge unlocked shows as the unlearned line
+    rising more than the retrain one."""
+    import matplotlib.pyplot as plt
+
+    if attacks.empty:
+        figure, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no attacks in this run (config: attacks)", ha="center", va="center")
+        _save(figure, path)
+        return
+    rows = attacks.assign(stack=[f"{p}+SURE" if s else p for p, s in zip(attacks["unlearn_precision"], attacks["sure"])])
+    corpora, stacks = list(dict.fromkeys(rows["corpus"])), list(dict.fromkeys(rows["stack"]))
+    names = list(dict.fromkeys(rows["attack"]))
+    figure, axes = plt.subplots(len(corpora), len(stacks), figsize=(1.4 + 1.3 * len(names) * len(stacks),
+                                2.8 * len(corpora)), squeeze=False, sharex=True, sharey=True)
+    for (corpus, stack), ax in zip([(c, s) for c in corpora for s in stacks], axes.flat):
+        here = rows[(rows["corpus"] == corpus) & (rows["stack"] == stack)].set_index("attack").reindex(names)
+        x = np.arange(len(names))
+        for role, offset, colour in (("unlearned", -0.12, "tab:red"), ("retrain", 0.12, "tab:blue")):
+            before, after = here[f"{role}_before"], here[f"{role}_after"]
+            ax.vlines(x + offset, before, after, color=colour, linewidth=1.5)
+            ax.scatter(x + offset, before, facecolors="none", edgecolors=colour, label=f"{role}: before")
+            ax.scatter(x + offset, after, color=colour, label=f"{role}: after")
+        ax.scatter(x, here["target_after"], marker="_", s=200, color="grey", label="target: after")
+        ax.axhline(1, color="black", linestyle="--", linewidth=0.8)
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(f"{corpus}, {stack}", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("held-out knowledge / target's")
+    for ax in axes.flat:
+        ax.label_outer()  # attack names under the last row only
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    _save(figure, path)
 
 
 SUMMARY_FIGURES = {  # drawn from summary.csv alone
@@ -185,13 +224,15 @@ SUMMARY_FIGURES = {  # drawn from summary.csv alone
 }
 
 
-DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES, "paper_comparison")  # in the order of grid.FIGURES
+DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES, "paper_comparison", "attack_recovery")  # in grid.FIGURES' order
 
 
 def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paper: pd.DataFrame,
-             paths: dict[str, str], margin: float) -> None:
-    """Every figure of grid.FIGURES, each to its path."""
+             attacks: pd.DataFrame, paths: dict[str, str], margin: float) -> None:
+    """Every figure of grid.FIGURES, each to its path; the summary's figures from its quantized and full-precision
+    rows (attacked rows have their own figure, from results/attacks.csv)."""
     recovery_verdicts(recovery, by_target, paths["recovery_verdicts"], margin)
     for name, draw in SUMMARY_FIGURES.items():
-        draw(summary, paths[name])
-    paper_comparison(summary, paper, paths["paper_comparison"])
+        draw(unattacked(summary), paths[name])
+    paper_comparison(unattacked(summary), paper, paths["paper_comparison"])
+    attack_recovery(attacks, paths["attack_recovery"])

@@ -18,9 +18,11 @@ METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 ITEM_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")  # means over items, each with a bootstrap interval
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
 CONSTRAINED_METHODS = ("ga_gdr", "ga_klr", "npo_gdr", "npo_klr")  # those with a utility (retain) term
-FORMAT_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id, e.g. full, rtn-w4g64, bnb-fp4-w4
+QUANTIZATION_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id (full, rtn-w4g64, bnb-fp4-w4)
+# An attacked model (attack.smk) is a format of its own: the attack's id, "" for every other row.
+FORMAT_KEYS = [*QUANTIZATION_KEYS, "attack"]
 ROW_KEYS = ["corpus", "target_seed", "model", *FORMAT_KEYS]
-FULL = dict(format="full", quantizer="none", bits=32, group_size="")
+FULL = dict(format="full", quantizer="none", bits=32, group_size="", attack="")
 # The two views of how much forget-set knowledge a model keeps, per forget metric m at precision p:
 # the paper's ratio m(model, p) / m(target, p), and the share of the target's excess over the retrain model
 # that remains, (m(model, p) - m(retrain, p)) / (m(target, p) - m(retrain, p)), whose floor is the retrain model.
@@ -39,7 +41,7 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
     for path, row in zip(metric_files, rows, strict=True):
         result = read_json(path)
         packages = {f"{name}_version": version for name, version in result.get("packages", {}).items()}
-        entries.append({**row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")},
+        entries.append({"attack": "", **row, **{k: result[k] for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")},
                         **packages})
         items.append(result["items"])
     table = pd.DataFrame.from_records(entries)
@@ -120,7 +122,7 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
     samples, columns = {}, {f"{view}_{c}": [] for view in VIEWS for c in ("vs_full", "vs_full_lo", "vs_full_hi", "verdict")}
     with np.errstate(divide="ignore", invalid="ignore"):  # a view is undefined (NaN) where its denominator is 0
         for i, row in enumerate(table[ROW_KEYS].to_dict("records")):
-            if row["model"] in ("target", "retrain") or row["quantizer"] == "none":
+            if row["model"] in ("target", "retrain") or row["format"] == "full":
                 for values in columns.values():
                     values.append(None)
                 continue
@@ -139,6 +141,11 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
     return table.assign(**columns).rename(columns={"ratio_verdict": "verdict"}), samples
 
 
+def unattacked(table: pd.DataFrame) -> pd.DataFrame:
+    """Every row but the attacked models' (attacks.csv holds what the attacks did)."""
+    return table[table["attack"] == ""]
+
+
 def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The unlearned models' rows, the grid's and the audited ones."""
     return table[~table["model"].isin(["target", "retrain"])]
@@ -147,7 +154,7 @@ def unlearned_rows(table: pd.DataFrame) -> pd.DataFrame:
 def read_summary(path: str | Path) -> pd.DataFrame:
     """results/summary.csv as `summarize` made it: text columns that may be empty stay text."""
     table = pd.read_csv(path)
-    return table.assign(**{c: table[c].fillna("").astype(str) for c in ("method", "unlearn_precision")})
+    return table.assign(**{c: table[c].fillna("").astype(str) for c in ("method", "unlearn_precision", "attack")})
 
 
 def add_mechanism(table: pd.DataFrame, mechanism: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -175,27 +182,29 @@ def _reference_auc(table: pd.DataFrame, corpus: str, target_seed: int, auc_retra
     if auc_retrain.get(corpus) is not None:
         return auc_retrain[corpus]
     row = table[(table["corpus"] == corpus) & (table["target_seed"] == target_seed) & (table["model"] == "retrain")
-                & (table["quantizer"] == "none")]
+                & (table["quantizer"] == "none") & (table["attack"] == "")]
     return float(row["privleak_auc"].iloc[0])
 
 
-HEADLINE_KEYS = ["unlearn_precision", "sure", *FORMAT_KEYS]
+HEADLINE_KEYS = ["unlearn_precision", "sure", *QUANTIZATION_KEYS]
 CHANGE_COLUMNS = [f"{prefix}{suffix}" for prefix in ("vs_full", "excess_vs_full") for suffix in ("", "_lo", "_hi")]
 HEADLINE_COLUMNS = ["corpus", *HEADLINE_KEYS, "mean_recovery_ratio", "mean_excess", "values", "targets",
                     *CHANGE_COLUMNS, "verdict", "excess_verdict", "targets_agree", "target_verdicts",
                     "excess_targets_agree", "excess_target_verdicts"]
-CONTRAST_COLUMNS = ["corpus", "sure", *FORMAT_KEYS, "unlearn_precision", "reference", "contrast", "contrast_lo",
+CONTRAST_COLUMNS = ["corpus", "sure", *QUANTIZATION_KEYS, "unlearn_precision", "reference", "contrast", "contrast_lo",
                     "contrast_hi", "verdict", "targets", "targets_above"]
 
 
-def _headline_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The grid's utility-constrained, non-diverged unlearned rows (audited models have their own `verdicts`)."""
+def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The grid's utility-constrained, non-diverged unlearned rows (audited models have their own `verdicts`), not
+    attacked (attacks.csv has those)."""
+    table = unattacked(table)
     base_method = table["method"].str.removesuffix(SURE_SUFFIX)
     rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"] & ~table["audited"]]
     return rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
 
 
-def _group_rng(key) -> np.random.Generator:
+def group_rng(key) -> np.random.Generator:
     """A generator per group, seeded by the group's own key: its interval does not depend on the other groups."""
     return np.random.default_rng([confidence.SEED, *"|".join(map(str, key)).encode()])
 
@@ -254,7 +263,7 @@ def headline(table: pd.DataFrame, samples: dict | None = None, margin: float = c
     in the excess view. Given `samples` (from `summarize`), each change gets its hierarchical bootstrap interval
     (targets, then unlearning seeds within each target, then items), a verdict, and the targets' own verdicts
     (from `by_target`, `headline_by_target`'s table, computed here if not given)."""
-    rows = _headline_rows(table)
+    rows = headline_rows(table)
     if rows.empty:
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
     results = []
@@ -279,7 +288,7 @@ def _corpus_entry(rows: pd.DataFrame, key: tuple, samples: dict | None, margin: 
     """One corpus' (or one target's) group: its levels, counts and changes, and the changes themselves."""
     changes = {view: None if rows["quantizer"].iloc[0] == "none" or samples is None else
                nested_change(rows, f"{view}_vs_full", lambda r, view=view: samples[_row_key(r)][view],
-                             _group_rng((*key, view)))
+                             group_rng((*key, view)))
                for view in VIEWS}
     levels = {column: nested_estimate(rows.assign(level=_forget_mean(rows, view)), "level")[0]
               for view, column in (("ratio", "mean_recovery_ratio"), ("excess", "mean_excess"))}
@@ -325,7 +334,7 @@ def _verdict_column(prefix: str) -> str:
 def headline_by_target(table: pd.DataFrame, samples: dict, margin: float = confidence.MARGIN) -> pd.DataFrame:
     """The headline per target: per corpus, target seed, stack, SURE and format, both views' levels and changes
     from full precision with intervals over that target's unlearning seeds and the items, and their verdicts."""
-    rows = _headline_rows(table)
+    rows = headline_rows(table)
     columns = ["corpus", "target_seed", *(c for c in HEADLINE_COLUMNS if c != "corpus" and "target" not in c)]
     results = []
     for (corpus, target_seed, *key), group in rows.groupby(["corpus", "target_seed", *HEADLINE_KEYS], sort=False,
@@ -362,7 +371,7 @@ def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
     headline is (targets, seeds within them, items), and `higher` (the interval lies above 0: the stack recovers
     more than the reference), `lower` (below 0) or `unclear`; `targets_above` counts the targets whose own
     difference is above 0."""
-    rows = _headline_rows(table)
+    rows = headline_rows(table)
     rows = rows[rows["quantizer"] != "none"]
     if rows.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
@@ -388,7 +397,7 @@ def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
 def _contrast_change(matched: pd.DataFrame, key: tuple) -> Change:
     """One corpus' stack-against-reference pairs: the difference of their changes, nested and resampled."""
     matched = matched.assign(difference=matched["ratio_vs_full"] - matched["ratio_vs_full_ref"])
-    return nested_change(matched, "difference", lambda r: r["change"] - r["change_ref"], _group_rng(key))
+    return nested_change(matched, "difference", lambda r: r["change"] - r["change_ref"], group_rng(key))
 
 
 def _contrast_row(key: dict, stack: str, reference: str, change: Change) -> dict:
@@ -403,7 +412,9 @@ def _contrast_row(key: dict, stack: str, reference: str, change: Change) -> dict
 def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_table: pd.DataFrame) -> str:
     """The text printed at the end of a run: every row, then the answer (last, where a terminal shows it)."""
     number = lambda x: f"{x:.2f}"  # noqa: E731
-    columns = ["corpus", "target_seed", "model", "quantizer", "bits", *METRICS, *(f"{m}_ratio" for m in FORGET_METRICS)]
+    attacked = ["attack"] if (table["attack"] != "").any() else []
+    columns = ["corpus", "target_seed", "model", "quantizer", "bits", *attacked, *METRICS,
+               *(f"{m}_ratio" for m in FORGET_METRICS)]
     text = [table[columns].to_string(index=False, float_format=number), ""]
     audited = verdicts(table[table["audited"]])
     if not audited.empty:

@@ -159,8 +159,8 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame
     rows = rows.merge(published[["method", "precision"]], on=["method", "precision"])
     run = rows.groupby(["corpus", "unlearn_precision", "method", "precision"], sort=False)[ratios].mean().reset_index()
     run = run.assign(source=[f"this run: {c}, {p}" for c, p in zip(run["corpus"], run["unlearn_precision"])])
-    both = pd.concat([published[["source", "method", "precision", *ratios]], run[["source", "method", "precision", *ratios]]],
-                     ignore_index=True)
+    columns = ["source", "method", "precision", *ratios]
+    both = pd.concat([published[columns], run[columns]], ignore_index=True)
     both = both[both["method"].isin(run["method"]) & both["precision"].isin(run["precision"])]
     return both.assign(mean_ratio=both[ratios].mean(axis=1)).reset_index(drop=True)
 
@@ -176,3 +176,20 @@ def paper_table(comparison: pd.DataFrame) -> str:
                              sort=False)
     return ("% Recovery ratio (forget metric / the target's at the same format), mean (VerbMem-f / KnowMem-f):\n"
             "% the paper's published MUSE NEWS numbers beside this run's\n" + wide.style.to_latex(hrules=True))
+
+
+def attacks_table(attacks: pd.DataFrame) -> str:
+    """Per corpus, precision stack and SURE (rows) and attack (columns): the unlearned models' change of held-out
+    knowledge minus the retrain models', with its interval and verdict, and both parts."""
+    if attacks.empty:
+        return "% No attacks: the config's `attacks` is empty\n"
+    cells = attacks.assign(
+        SURE=attacks["sure"].map({True: "SURE", False: "--"}),
+        cell=[f"{_change(v, lo, hi, verdict)} (unlearned {u:+.2f}, retrain {r:+.2f})" for v, lo, hi, verdict, u, r in zip(
+            attacks["change"], attacks["change_lo"], attacks["change_hi"], attacks["verdict"],
+            attacks["unlearned_change"], attacks["retrain_change"])])
+    wide = cells.pivot_table(index=["corpus", "unlearn_precision", "SURE"], columns="attack", values="cell",
+                             aggfunc="first", sort=False)
+    return ("% Change of held-out (half B) forget knowledge, as a fraction of the target's, from before the attack to\n"
+            "% after it: unlearned models minus the retrain model of the same target; 95% interval over targets,\n"
+            "% unlearning seeds and B's items; verdict; (each part)\n" + wide.style.to_latex(hrules=True))

@@ -14,6 +14,7 @@ os.environ.update(
 from qunlearn.audit import Reference, audited_models
 from qunlearn.errors import stop_on_error
 from qunlearn.config import (
+    attack_specs,
     check_config,
     group_size,
     method_lrs,
@@ -110,8 +111,11 @@ GGUF_PRECISIONS = [
     p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf
 ]
 COMPRESSED_PRECISIONS = [p for p in SAVED_PRECISIONS if p not in GGUF_PRECISIONS]
-# Every model at every precision: the retrain model too, the floor of the excess view.
+# Attacks other than quantization (attack.smk), by id: each evaluated at full precision from its own checkpoint.
+ATTACK_SPECS = attack_specs(config)
+# Every model at every precision (the retrain model too, the floor of the excess view), and under every attack.
 EVALUATIONS = [(model, precision) for model in MODELS for precision in PRECISIONS]
+EVALUATIONS += [(model, attack) for model in MODELS for attack in ATTACK_SPECS]
 # The mechanism: every unlearned model under every format.
 MEASUREMENTS = [
     (model, precision)
@@ -135,7 +139,7 @@ wildcard_constraints:
     role="target|retrain",
     model=LABEL,
     unlearned=LABEL,
-    precision=one_of(PRECISIONS),
+    precision=one_of([*PRECISIONS, *ATTACK_SPECS]),
 
 
 def model_of(wildcards, name_key="model"):
@@ -227,7 +231,7 @@ def checkpoint_rule_input(wildcards):
 def loader_of(precision):
     """How evaluation loads the model: as saved, dequantized from a compressed-tensors checkpoint or a GGUF file,
     or quantized on load."""
-    if precision == "full":
+    if precision == "full" or precision in ATTACK_SPECS:
         return "full"
     quantizer = QUANTIZERS[FORMATS[precision]["quantizer"]]
     if not quantizer.saved:
@@ -235,7 +239,13 @@ def loader_of(precision):
     return "gguf" if quantizer.gguf else "dequantize"
 
 
+def attacked_dir(wildcards):
+    return f"results/attacked/{model_of(wildcards).folder}/{wildcards.precision}"
+
+
 def evaluation_checkpoint(wildcards):
+    if wildcards.precision in ATTACK_SPECS:
+        return attacked_dir(wildcards)
     return (
         quantized_dir(wildcards)
         if wildcards.precision in SAVED_PRECISIONS
@@ -296,6 +306,7 @@ def summary_row(model, precision):
         quantizer=fmt["quantizer"],
         bits=fmt["bits"],
         group_size=group_size(fmt, config["quantization"]) if saved else "",
+        attack=precision if precision in ATTACK_SPECS else "",
         config_hash=settings_hash(result_settings(model, precision)),
     )
 
@@ -320,7 +331,20 @@ def result_settings(model, precision):
         "shards": config["unlearning"]["shards"] if grid else None,
         "quantization": quantize_settings(precision) if precision in FORMATS else None,
         "evaluation": config["evaluation"],
+        # only attacked rows: the other rows' hashes stay as they were before attacks existed
+        **({"attack": attack_settings(precision)} if precision in ATTACK_SPECS else {}),
     }
+
+
+def attack_settings(attack):
+    """An attack's knobs, with the config values its job also depends on: the training attacks' chunk length
+    (unlearning's), the calibrated pruning methods' calibration (GPTQ's)."""
+    spec = ATTACK_SPECS[attack]
+    if spec["kind"] != "prune":
+        return {**spec, "max_len": config["unlearning"]["max_len"]}
+    if spec["method"] != "magnitude":
+        return {**spec, "calibration": config["quantization"]["calibration"]}
+    return spec
 
 
 ARCHITECTURE = {

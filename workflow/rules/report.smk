@@ -14,6 +14,10 @@ rule summarize:
             f"results/mechanism/{model.folder}/{precision}.json"
             for model, precision in MEASUREMENTS
         ],
+        # the held-out halves the attacks are scored on (none without attacks)
+        splits=expand(
+            "results/splits/{corpus}.json", corpus=CORPORA if ATTACK_SPECS else []
+        ),
     output:
         csv=report(
             "results/summary.csv",
@@ -42,6 +46,11 @@ rule summarize:
             caption="../report/verdicts.rst",
             category="Tables",
         ),
+        attacks=report(
+            "results/attacks.csv",
+            caption="../report/attacks.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/summarize.log",
     benchmark:
@@ -62,6 +71,7 @@ rule summarize:
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
         margin=config["report"]["margin"],
+        split_corpora=CORPORA if ATTACK_SPECS else [],
     script:
         "../scripts/summarize.py"
 
@@ -72,6 +82,7 @@ rule tables:
         recovery="results/recovery.csv",
         contrast="results/contrast.csv",
         paper=PAPER_TABLE,
+        attacks="results/attacks.csv",
     output:
         main=report(
             "results/tables/main.tex",
@@ -91,6 +102,11 @@ rule tables:
         paper=report(
             "results/tables/paper.tex",
             caption="../report/paper_table.rst",
+            category="Tables",
+        ),
+        attacks=report(
+            "results/tables/attacks.tex",
+            caption="../report/attacks_table.rst",
             category="Tables",
         ),
     log:
@@ -113,6 +129,7 @@ rule plots:
         recovery="results/recovery.csv",
         by_target="results/recovery_by_target.csv",
         paper=PAPER_TABLE,
+        attacks="results/attacks.csv",
     output:
         **{
             figure: report(

@@ -8,4 +8,4 @@ from qunlearn.workflow import start
 start(snakemake)
 i = snakemake.input
 draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), read_paper(i.paper),
-         dict(snakemake.output.items()), snakemake.params.margin)
+         pd.read_csv(i.attacks), dict(snakemake.output.items()), snakemake.params.margin)

@@ -1,3 +1,6 @@
+from qunlearn.attack_report import attack_verdicts
+from qunlearn.io import read_json, write_text
+from qunlearn.splits import ForgetSplit
 from qunlearn.summary import summarize, write_summary
 from qunlearn.workflow import start
 
@@ -6,3 +9,5 @@ i, p = snakemake.input, snakemake.params
 table, samples = summarize(i.metrics, p.rows, list(zip(i.records, p.record_rows, strict=True)), p.auc_retrain,
                            mechanism=list(zip(i.mechanism, p.mechanism_rows, strict=True)), margin=p.margin)
 write_summary(table, samples, p.margin, dict(snakemake.output.items()))
+splits = {corpus: ForgetSplit.from_json(read_json(path)) for corpus, path in zip(p.split_corpora, i.splits, strict=True)}
+write_text(snakemake.output.attacks, attack_verdicts(table, i.metrics, p.rows, splits, p.margin).to_csv(index=False))

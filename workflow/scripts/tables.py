@@ -1,15 +1,16 @@
 import pandas as pd
 
 from qunlearn.io import write_text
-from qunlearn.summary import read_summary
-from qunlearn.tables import (contrast_table, main_table, paper_comparison, paper_table, per_model_ratios_table,
-                             read_paper, recovery_table)
+from qunlearn.summary import read_summary, unattacked
+from qunlearn.tables import (attacks_table, contrast_table, main_table, paper_comparison, paper_table,
+                             per_model_ratios_table, read_paper, recovery_table)
 from qunlearn.workflow import start
 
 start(snakemake)
 i, o = snakemake.input, snakemake.output
-summary = read_summary(i.summary)
+summary = unattacked(read_summary(i.summary))  # the attacked models' table is attacks.tex
 write_text(o.main, main_table(summary))
 write_text(o.recovery, f"{recovery_table(pd.read_csv(i.recovery))}\n% Per model\n{per_model_ratios_table(summary)}")
 write_text(o.contrast, contrast_table(pd.read_csv(i.contrast)))
 write_text(o.paper, paper_table(paper_comparison(summary, read_paper(i.paper))))
+write_text(o.attacks, attacks_table(pd.read_csv(i.attacks)))
