@@ -253,8 +253,8 @@ def evaluation_checkpoint(wildcards):
     )
 
 
-# One input function per rule of the many-job rules: Snakemake inspects every input function's signature for
-# every job, a large share of a big grid's dry-run time.
+# One input function each for evaluate and quantize, which have the most jobs. Snakemake inspects every input
+# function's signature for every job, a large share of a big grid's dry-run time.
 def evaluate_input(wildcards):
     return {
         "corpus": corpus_dir(wildcards),
