@@ -135,3 +135,14 @@ def test_every_figure_is_drawn(tmp_path):
     draw_all(summary, recovery, by_target, read_paper(PAPER), pd.DataFrame(), paths, margin=0.1)
     for name, path in paths.items():
         assert path.read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_a_figure_with_nothing_to_draw_says_so(tmp_path):
+    """An audit-only run has no grid method the paper's table has, and a run without attacks no attack: each figure
+    still exists (the rule's output), as a note."""
+    from qunlearn.plots import attack_recovery, paper_comparison
+
+    sure_only = _summary()[lambda s: s["method"].isin(["", "ga_klr_sure"])]
+    paper_comparison(sure_only, read_paper(PAPER), tmp_path / "paper.png")
+    attack_recovery(pd.DataFrame(), tmp_path / "attacks.png")
+    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in ("paper.png", "attacks.png"))

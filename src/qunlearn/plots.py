@@ -42,6 +42,17 @@ def _save(figure, path: str | Path) -> None:
     plt.close("all")
 
 
+def _save_note(note: str, path: str | Path) -> None:
+    """A figure with nothing to draw, saying why (the rule's output must exist)."""
+    _seaborn()
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(4, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, note, ha="center", va="center")
+    _save(figure, path)
+
+
 def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str | Path, margin: float) -> None:
     """The headline at a glance: per corpus (columns; `all` pools them), the change of the mean recovery ratio from
     full precision for each format, one colour per precision stack: the pooled estimate with its 95% interval over
@@ -172,8 +183,12 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Pat
     """The recovery ratio per method and format that both have, the paper's published MUSE NEWS numbers beside
     this run's (per corpus and precision stack): whether the embedded benchmark shows the paper's shape (a low
     ratio at full precision, a high one after 4 bits) and how far it is from the paper's levels."""
-    grid = _seaborn().catplot(compare_with_paper(summary, paper), x="precision", y="mean_ratio", hue="source",
-                              col="method", kind="bar", height=3.2, aspect=1.1)
+    comparison = compare_with_paper(summary, paper)
+    if comparison.empty:
+        _save_note("no method and format in common with the paper's table", path)
+        return
+    grid = _seaborn().catplot(comparison, x="precision", y="mean_ratio", hue="source", col="method", kind="bar",
+                              height=3.2, aspect=1.1)
     grid.set_axis_labels("", "mean recovery ratio")
     _save(grid.figure, path)
 
@@ -183,14 +198,12 @@ def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
     knowledge, as a fraction of the target's, before (open) and after (filled) the attack, for the unlearned models
     and their retrain models; the grey mark is the attacked target. Knowledge unlocked shows as the unlearned line
     rising more than the retrain one."""
+    if attacks.empty:
+        _save_note("no attacks in this run (config: attacks)", path)
+        return
+    _seaborn()  # the Agg backend before pyplot
     import matplotlib.pyplot as plt
 
-    if attacks.empty:
-        figure, ax = plt.subplots(figsize=(4, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no attacks in this run (config: attacks)", ha="center", va="center")
-        _save(figure, path)
-        return
     rows = attacks.assign(stack=[f"{p}+SURE" if s else p for p, s in zip(attacks["unlearn_precision"], attacks["sure"])])
     corpora, stacks = list(dict.fromkeys(rows["corpus"])), list(dict.fromkeys(rows["stack"]))
     names = list(dict.fromkeys(rows["attack"]))
