@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
 
 test: $(STAMP) lint
-	$(VENV)/bin/pytest -q -n auto
+	$(VENV)/bin/pytest -q -n auto --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
