@@ -6,7 +6,7 @@ CORES  ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 GGUF   := $(VENV)/.installed-gguf
 
-.PHONY: install install-gguf run test lint clean
+.PHONY: install install-gguf run test test-fast lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q -n auto --durations=15
+
+# The edit-test loop: every test but those that run the workflow end to end (marked e2e): about 2 minutes.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -n auto -m "not e2e"
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint

@@ -17,6 +17,13 @@ def snakemake_with(config: Path) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
 
 
+def pytest_collection_modifyitems(items):
+    """A test that reads the ci run is end to end: without the e2e mark, `make test-fast` would start that run."""
+    unmarked = [i.nodeid for i in items if "ci_run" in getattr(i, "fixturenames", ()) and not i.get_closest_marker("e2e")]
+    if unmarked:
+        raise pytest.UsageError(f"mark these tests @pytest.mark.e2e (they use the ci run): {', '.join(unmarked)}")
+
+
 @pytest.fixture(scope="session")
 def ci_run(tmp_path_factory, worker_id):
     """One finished run of the ci preset, shared by every test that only reads it (tests that write copy it

@@ -7,8 +7,8 @@ import pytest
 
 from qunlearn.io import write_json
 from qunlearn import confidence
-from qunlearn.summary import (FORGET_METRICS, ITEM_METRICS, contrast, headline, headline_by_target, nested_change,
-                              summarize)
+from qunlearn.summary import (FORGET_METRICS, ITEM_METRICS, contrast, format_table, headline, headline_by_target,
+                              nested_change, summarize)
 
 RNG_ITEMS = 40
 FORMATS = [("full", "none", 32, ""), ("rtn-w4g64", "rtn", 4, 64)]
@@ -217,6 +217,23 @@ def test_all_corpora_pool_the_corpora_and_each_interval_ignores_the_other_groups
     assert pooled_rows.loc["all", "targets"] == 4
     for column in ("vs_full", "vs_full_lo", "vs_full_hi", "verdict"):
         assert pooled_rows.loc["news", column] == news_only.loc["news", column]
+
+
+def test_the_printed_answer_shows_all_corpora_only_where_it_pools_several(tmp_path):
+    """With one corpus, `all` repeats its rows: the printed tables leave it out (the CSVs keep it)."""
+    def answer(table, samples):  # the first column of the headline's and the contrast's printed rows
+        text = format_table(table, headline(table, samples), contrast(table, samples))
+        lines = text.split("Does forgetting come back?")[1].splitlines()[1:]
+        return [line.split()[0] for line in lines if line.strip() and line.split()[0] not in ("Does", "corpus")]
+
+    news = _study(tmp_path / "news", stacks=("bf16", "fp32"))
+    assert set(answer(*news.summarize())) == {"news"}
+    assert set(headline(*news.summarize())["corpus"]) == {"news", "all"}
+    books = _study(tmp_path / "books", stacks=("bf16", "fp32"))
+    for row in books.rows:
+        row["corpus"] = "books"
+    both = summarize(books.files + news.files, books.rows + news.rows, [], {"news": None, "books": None})
+    assert set(answer(*both)) == {"news", "books", "all"}
 
 
 def test_a_target_that_scores_nothing_leaves_the_group_undefined(tmp_path):

@@ -292,7 +292,8 @@ def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_pa
 def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp):
     """NVFP4, MXFP4 and GGUF (Q8_0, Q4_0; the ci model is too narrow for k-quants' rows of 256) added to the ci
     preset, in a copy of its run's folder: only their jobs run, and every model gets their metrics and every
-    unlearned model their mechanism rows."""
+    unlearned model their mechanism rows. The grid keeps one unlearned model (SURE in bf16) beside the target and
+    the retrain: each role through each served format, at half the jobs."""
     import shutil
 
     from qunlearn.io import read_json
@@ -303,14 +304,16 @@ def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp
     served = [{"quantizer": "nvfp4", "bits": 4}, {"quantizer": "mxfp4", "bits": 4}, {"quantizer": "gguf-q8_0", "bits": 8},
               {"quantizer": "gguf-q4_0", "bits": 4}]
     preset["quantization"]["formats"] += served
+    grid_model = "npo_gdr_sure_lr1e-4_bf16_s0"
+    preset["unlearning"].update(methods=["npo_gdr_sure"], precisions=["bf16"])
     config = tmp_path / "served.yaml"
     config.write_text(yaml.safe_dump(preset))
     command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]
     dry = subprocess.run([*command, "-n"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    models = 2 + len(UNLEARNED)  # the target, the retrain and the unlearned models
+    models = 3  # the target, the retrain and the unlearned model
     assert job_counts(dry.stdout) == {"quantize": 2 * models, "quantize_gguf": 2 * models, "evaluate": 4 * models,
-                                      "mechanism": len(UNLEARNED), **AGGREGATE}
+                                      "mechanism": 1, **AGGREGATE}
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-5000:]
     summary = pd.read_csv(workdir / "results/summary.csv")
@@ -319,7 +322,8 @@ def test_the_served_formats_run_through_the_workflow(ci_run, tmp_path, llama_cpp
         assert len(rows) == models and rows["verbmem_f"].between(0, 100).all(), fmt
         unlearned = rows[~rows["model"].isin(["target", "retrain"])]
         assert unlearned["surviving_update"].notna().all() and unlearned["verdict"].notna().all(), fmt
-    measured = read_json(workdir / "results/mechanism/toy-news/t0" / sorted(UNLEARNED)[0] / "gguf-q4_0-w4g32.json")
+    assert set(summary["model"]) == {"target", "retrain", grid_model}
+    measured = read_json(workdir / "results/mechanism/toy-news/t0" / grid_model / "gguf-q4_0-w4g32.json")
     assert measured["step_units"] is False and measured["bf16_threshold_lr"] is None
 
 

@@ -409,6 +409,11 @@ def _contrast_row(key: dict, stack: str, reference: str, change: Change) -> dict
             "targets_above": int((above > 0).sum())}
 
 
+def _printed(pooled_table: pd.DataFrame) -> pd.DataFrame:
+    """A pooled table's rows to print: `all` only where it pools several corpora (with one it repeats its rows)."""
+    return pooled_table if pooled_table["corpus"].nunique() > 2 else pooled_table[pooled_table["corpus"] != "all"]
+
+
 def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_table: pd.DataFrame) -> str:
     """The text printed at the end of a run: every row, then the answer (last, where a terminal shows it)."""
     number = lambda x: f"{x:.2f}"  # noqa: E731
@@ -423,7 +428,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
         text += ["Audited models: change of the recovery ratio from full precision, 95% interval, verdict:",
                  audited[columns].to_string(index=False, float_format=lambda x: f"{x:+.2f}"), ""]
     if not headline_table.empty:
-        quantized = headline_table[headline_table["quantizer"] != "none"]
+        quantized = _printed(headline_table[headline_table["quantizer"] != "none"])
         columns = ["corpus", "unlearn_precision", "sure", "quantizer", "bits", "mean_recovery_ratio", "vs_full",
                    "vs_full_lo", "vs_full_hi", "verdict", "targets", "targets_agree"]
         text += ["Does forgetting come back? Change of the mean recovery ratio from full precision (utility-constrained "
@@ -433,7 +438,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
         columns = ["corpus", "sure", "quantizer", "bits", "unlearn_precision", "reference", "contrast", "contrast_lo",
                    "contrast_hi", "verdict", "targets", "targets_above"]
         text += ["Does a stack recover more than one with fp32 master weights? Its change minus the reference's:",
-                 contrast_table[columns].to_string(index=False, float_format=number), ""]
+                 _printed(contrast_table)[columns].to_string(index=False, float_format=number), ""]
     return "\n".join(text)
 
 
