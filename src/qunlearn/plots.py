@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path
-from .summary import FORGET_METRICS, unattacked, unlearned_rows
+from .summary import FORGET_METRICS, unattacked, unlearned_rows, without_lone_pool
 from .tables import paper_comparison as compare_with_paper
 from .tables import precision_label
 
@@ -61,10 +61,9 @@ def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str
     seaborn = _seaborn()
     import matplotlib.pyplot as plt
 
-    quantized = _tidy_headline(recovery)
+    quantized = _tidy_headline(without_lone_pool(recovery))
     targets = _tidy_headline(by_target)
     corpora = list(dict.fromkeys(quantized["corpus"]))
-    corpora = corpora if len(corpora) > 2 else corpora[:1]  # one corpus: its `all` row is the same
     formats = list(dict.fromkeys(quantized["precision"]))
     stacks = list(dict.fromkeys(quantized["stack"]))
     colours = dict(zip(stacks, seaborn.color_palette(n_colors=max(len(stacks), 1))))
@@ -194,17 +193,18 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Pat
 
 
 def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
-    """Per corpus (rows) and precision stack while unlearning (columns), for each attack: the held-out (half B) forget
-    knowledge, as a fraction of the target's, before (open) and after (filled) the attack, for the unlearned models
-    and their retrain models; the grey mark is the attacked target. Knowledge unlocked shows as the unlearned line
-    rising more than the retrain one."""
+    """Per corpus (rows; `all` where it pools several) and precision stack while unlearning (columns), for each
+    attack: the held-out (half B) forget knowledge, as a fraction of the target's, before (open) and after (filled)
+    the attack, for the unlearned models and their retrain models; the grey mark is the attacked target. Knowledge
+    unlocked shows as the unlearned line rising more than the retrain one."""
     if attacks.empty:
         _save_note("no attacks in this run (config: attacks)", path)
         return
     _seaborn()  # the Agg backend before pyplot
     import matplotlib.pyplot as plt
 
-    rows = attacks.assign(stack=[f"{p}+SURE" if s else p for p, s in zip(attacks["unlearn_precision"], attacks["sure"])])
+    rows = without_lone_pool(attacks)
+    rows = rows.assign(stack=[f"{p}+SURE" if s else p for p, s in zip(rows["unlearn_precision"], rows["sure"])])
     corpora, stacks = list(dict.fromkeys(rows["corpus"])), list(dict.fromkeys(rows["stack"]))
     names = list(dict.fromkeys(rows["attack"]))
     figure, axes = plt.subplots(len(corpora), len(stacks), figsize=(1.4 + 1.3 * len(names) * len(stacks),

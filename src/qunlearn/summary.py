@@ -409,8 +409,8 @@ def _contrast_row(key: dict, stack: str, reference: str, change: Change) -> dict
             "targets_above": int((above > 0).sum())}
 
 
-def _printed(pooled_table: pd.DataFrame) -> pd.DataFrame:
-    """A pooled table's rows to print: `all` only where it pools several corpora (with one it repeats its rows)."""
+def without_lone_pool(pooled_table: pd.DataFrame) -> pd.DataFrame:
+    """A pooled table's rows to show: `all` only where it pools several corpora (with one it repeats its rows)."""
     return pooled_table if pooled_table["corpus"].nunique() > 2 else pooled_table[pooled_table["corpus"] != "all"]
 
 
@@ -428,7 +428,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
         text += ["Audited models: change of the recovery ratio from full precision, 95% interval, verdict:",
                  audited[columns].to_string(index=False, float_format=lambda x: f"{x:+.2f}"), ""]
     if not headline_table.empty:
-        quantized = _printed(headline_table[headline_table["quantizer"] != "none"])
+        quantized = without_lone_pool(headline_table[headline_table["quantizer"] != "none"])
         columns = ["corpus", "unlearn_precision", "sure", "quantizer", "bits", "mean_recovery_ratio", "vs_full",
                    "vs_full_lo", "vs_full_hi", "verdict", "targets", "targets_agree"]
         text += ["Does forgetting come back? Change of the mean recovery ratio from full precision (utility-constrained "
@@ -438,7 +438,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
         columns = ["corpus", "sure", "quantizer", "bits", "unlearn_precision", "reference", "contrast", "contrast_lo",
                    "contrast_hi", "verdict", "targets", "targets_above"]
         text += ["Does a stack recover more than one with fp32 master weights? Its change minus the reference's:",
-                 _printed(contrast_table)[columns].to_string(index=False, float_format=number), ""]
+                 without_lone_pool(contrast_table)[columns].to_string(index=False, float_format=number), ""]
     return "\n".join(text)
 
 
