@@ -227,8 +227,9 @@ def test_the_printed_answer_shows_all_corpora_only_where_it_pools_several(tmp_pa
         return [line.split()[0] for line in lines if line.strip() and line.split()[0] not in ("Does", "corpus")]
 
     news = _study(tmp_path / "news", stacks=("bf16", "fp32"))
-    assert set(answer(*news.summarize())) == {"news"}
-    assert set(headline(*news.summarize())["corpus"]) == {"news", "all"}
+    one_corpus = news.summarize()
+    assert set(answer(*one_corpus)) == {"news"}
+    assert set(headline(*one_corpus)["corpus"]) == {"news", "all"}
     books = _study(tmp_path / "books", stacks=("bf16", "fp32"))
     for row in books.rows:
         row["corpus"] = "books"
