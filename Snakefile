@@ -8,6 +8,7 @@ min_version("9.27")
 # The library, for the config checks below.
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from qunlearn.errors import stop_on_error
+from qunlearn.registry import import_extensions
 from qunlearn.settings import load_schema, validated
 
 # A preset given with --configfile is a whole config: it replaces config.yaml instead of merging into it
@@ -19,8 +20,11 @@ if not workflow.overwrite_configfiles:
 
 # Numbers written as text (YAML's 3e-5, --config's nested values) become numbers where the schema asks for one,
 # and each schema mistake is one line naming its key and the fix; Snakemake's validation then fills the defaults.
+# The config's extensions register their own methods, formats, stacks, attacks and figures first: the schema's enums
+# are the registry's names.
 SCHEMA = str(Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 with stop_on_error():
+    import_extensions(config.get("extensions", []))
     config.update(validated(config, load_schema(SCHEMA)))
 validate(config, SCHEMA)
 

@@ -13,8 +13,8 @@ import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from qunlearn.checkpoints import DTYPES
-from qunlearn.precision_stacks import (LLAMA_7B_PARAMS, PARTS, REFERENCE_BYTES, STACKS, measured_bytes_per_param,
-                                       memory_7b_gb)
+from qunlearn.precision_stacks import (LLAMA_7B_PARAMS, PARTS, REFERENCE_BYTES, all_stacks, measured_bytes_per_param,
+                                       memory_7b_gb, precision_stack)
 from qunlearn.unlearning import step_precision
 
 
@@ -30,7 +30,7 @@ def embedded_model(config: dict) -> LlamaForCausalLM:
 
 def one_step(config: dict, name: str) -> tuple[int, dict[str, float]]:
     """Parameters, and bytes per parameter after one step of `name` on a random batch (before zero_grad)."""
-    stack = STACKS[name]
+    stack = precision_stack(name)
     model = embedded_model(config).to(DTYPES[stack.weight_dtype]).train()
     optimizer = stack.optimizer(list(model.parameters()), 3e-5, 0)
     ids = torch.randint(0, model.config.vocab_size, (1, config["unlearning"]["max_len"]))
@@ -48,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{'stack':<12}" + "".join(f"{part:>18}" for part in PARTS) + f"{'total':>8}{'7B GB (+NPO ref)':>20}")
     lines = []
-    for name, stack in STACKS.items():
+    for name, stack in all_stacks().items():
         count, measured = one_step(config, name)
         declared = stack.bytes_per_param
         cells = [f"{measured[p]:.3f} ({declared[p]})" for p in PARTS]

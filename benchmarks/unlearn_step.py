@@ -24,12 +24,12 @@ import yaml
 from qunlearn.checkpoints import load_model, load_tokenizer, save_model
 from qunlearn.corpus import write_corpus
 from qunlearn.data import collate, encode_documents, pack
-from qunlearn.grid import UNLEARN_PRECISIONS
 from qunlearn.muse import load_corpus
-from qunlearn.precision_stacks import STACKS
+from qunlearn.precision_stacks import precision_stack
+from qunlearn.registry import STACKS
 from qunlearn.tokenizer import train_tokenizer
 from qunlearn.training import build_llama
-from qunlearn.unlearning import WEIGHT_DTYPES, LossContext, gdr_loss, npo_loss, step_precision
+from qunlearn.unlearning import LossContext, gdr_loss, npo_loss, step_precision
 
 
 def chunks(tokenizer, texts: list[str]) -> list[list[int]]:
@@ -38,10 +38,10 @@ def chunks(tokenizer, texts: list[str]) -> list[list[int]]:
 
 def unlearn_steps(target: str, forget: list, retain: list, precision: str, epochs: int, cached: bool):
     """Seconds for `epochs` passes over the forget chunks in order, and the weights they leave."""
-    model = load_model(target, WEIGHT_DTYPES[precision]).train()
+    model = load_model(target, precision_stack(precision).weight_dtype).train()
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     kept = LossContext(model, reference, beta=0.1)
-    optimizer = STACKS[precision].optimizer(list(model.parameters()), 3e-5, 0)
+    optimizer = precision_stack(precision).optimizer(list(model.parameters()), 3e-5, 0)
     retain_batches = itertools.cycle(retain)
     start = time.perf_counter()
     for forget_batch in forget * epochs:
@@ -99,8 +99,8 @@ def main() -> None:
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizer")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--precision", default="bf16", choices=sorted(WEIGHT_DTYPES))
-    parser.add_argument("--stacks", nargs="*", choices=UNLEARN_PRECISIONS,
+    parser.add_argument("--precision", default="bf16", choices=sorted(STACKS))
+    parser.add_argument("--stacks", nargs="*", choices=list(STACKS),
                         help="time these stacks (all when none is named) against bf16 instead")
     parser.add_argument("--rounds", type=int, default=1, help="with --stacks: time every stack this many times")
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
         if args.stacks is None:
             compare_reference(target, forget, retain, args.precision, args.epochs)
         else:
-            stacks = ["bf16", *(stack for stack in args.stacks or UNLEARN_PRECISIONS if stack != "bf16")]
+            stacks = ["bf16", *(stack for stack in args.stacks or STACKS if stack != "bf16")]
             compare_stacks(target, forget, retain, stacks, args.epochs, args.rounds)
 
 

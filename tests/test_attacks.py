@@ -5,12 +5,12 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from qunlearn.attacks import ATTACK_FUNCTIONS, fine_tune, prune, pruned_linears, training_texts
+from qunlearn.attacks import finetune_texts, prune, pruned_linears, relearn, relearn_texts
 from qunlearn.checkpoints import load_model
 from qunlearn.config import attack_id, attack_spec
 from qunlearn.corpus import generate_documents, write_corpus
 from qunlearn.errors import QunlearnError
-from qunlearn.grid import ATTACKS
+from qunlearn.registry import ATTACKS, resolve
 from qunlearn.muse import load_corpus
 from qunlearn.splits import check_halves, split_corpus, split_forget, start_up_split
 
@@ -80,7 +80,7 @@ def test_a_forget_set_too_small_to_split_is_refused_with_its_key_and_fix(tmp_pat
 def test_relearning_trains_on_half_a_and_never_on_half_bs_items(corpus_dir):
     corpus = load_corpus(corpus_dir)
     split = split_corpus(corpus, 0)
-    texts = training_texts(corpus, split, attack_spec({"kind": "relearn"}))
+    texts = relearn_texts(corpus, split)
     assert texts == [corpus.raw["forget"][i] for i in split.documents["a"]] and texts
     docs, _ = _truth(**SPEC, seed=0)
     for i in split.items["verbmem_f"]["b"]:
@@ -89,7 +89,7 @@ def test_relearning_trains_on_half_a_and_never_on_half_bs_items(corpus_dir):
     for i in split.items["knowmem_f"]["b"]:
         qa, entity = corpus.knowmem["forget_qa"][i], docs[i // SPEC["questions"]].entity
         assert not any(qa.question in text or entity in text for text in texts)  # B's entities: nowhere in A
-    benign = training_texts(corpus, split, attack_spec({"kind": "finetune"}))
+    benign = finetune_texts(corpus, attack_spec({"kind": "finetune"}))
     assert benign == corpus.raw["retain2"] and not any(doc.entity in text for doc in docs for text in benign)
 
 
@@ -111,7 +111,7 @@ def test_a_zero_step_relearn_leaves_the_model_bit_for_bit_and_one_step_moves_it(
     before = {k: v.clone() for k, v in _model_for(toy_tokenizer, dtype).state_dict().items()}
     for steps, unchanged in ((0, True), (1, False)):
         model = _model_for(toy_tokenizer, dtype)
-        record = fine_tune(model, toy_tokenizer, corpus, split, {**settings, "steps": steps}, seed=0)
+        record = relearn(model, toy_tokenizer, corpus, split, {**settings, "steps": steps}, seed=0)
         assert record["steps"] == steps and record["documents"] == len(split.documents["a"])
         same = [torch.equal(before[k], v) for k, v in model.state_dict().items()]
         assert all(same) if unchanged else not all(same)
@@ -150,7 +150,7 @@ def test_2_of_4_pruning_zeroes_two_of_every_four_consecutive_weights(tmp_path, c
 
 
 def test_every_attack_name_has_an_implementation_and_an_id():
-    assert set(ATTACK_FUNCTIONS) == set(ATTACKS)
+    assert all(callable(resolve(attack.impl)) for attack in ATTACKS.values()) and len(ATTACKS) == 3
     ids = {kind: attack_id(attack_spec({"kind": kind})) for kind in ATTACKS}
     assert ids == {"relearn": "relearn-s30-lr3e-5-b4-bf16", "finetune": "finetune-retain2-s30-lr3e-5-b4-bf16",
                    "prune": "prune-wanda-50"}

@@ -5,11 +5,12 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from qunlearn.checkpoints import DTYPES
 from qunlearn.config import check_config, method_lrs, precision_id
 from qunlearn.identity import UnlearnedName, format_lr, unlearned_name
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluation import KNOWMEM_SPLITS
-from qunlearn.grid import METHOD_NAMES, QUANTIZERS, UNLEARN_PRECISIONS
+from qunlearn.registry import ATTACKS, FORMATS, STACKS, methods
 from qunlearn.settings import load_schema, validated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +43,44 @@ def test_default_config_and_presets_pass():
         config = yaml.safe_load(path.read_text())
         if all("embedded" in spec for spec in config["corpora"].values()):
             _validated(config)
-        else:  # real MUSE presets name paths that exist only where MUSE is
-            validate(config, SCHEMA, set_default=True)
+        else:  # real MUSE presets name paths that exist only where MUSE is: the schema alone
+            validate(validated(config, load_schema(SCHEMA)), SCHEMA, set_default=True)
 
 
 def test_the_schema_names_what_the_library_implements():
-    schema = yaml.safe_load(Path(SCHEMA).read_text())["properties"]
+    schema = load_schema(SCHEMA)["properties"]
     unlearning = schema["unlearning"]["properties"]
-    assert sorted(unlearning["methods"]["items"]["enum"]) == METHOD_NAMES
+    assert unlearning["methods"]["items"]["enum"] == sorted(methods()) and len(methods()) == 12
     assert unlearning["epoch_metrics"]["items"]["enum"] == list(KNOWMEM_SPLITS)
-    assert unlearning["precisions"]["items"]["enum"] == list(UNLEARN_PRECISIONS)
+    assert unlearning["precisions"]["items"]["enum"] == list(STACKS)
     formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
-    assert formats["quantizer"]["enum"] == list(QUANTIZERS)
+    assert formats["quantizer"]["enum"] == list(FORMATS)
+    assert formats["bits"]["enum"] == [4, 5, 8]
+    attack = schema["attacks"]["items"]["properties"]
+    assert attack["kind"]["enum"] == list(ATTACKS) and attack["precision"]["enum"] == list(STACKS)
+    assert schema["quantization"]["properties"]["symmetric"]["propertyNames"]["enum"] == ["rtn", "gptq", "awq"]
+
+
+def test_no_registry_name_is_typed_into_the_schema():
+    """The schema's enums of registered names come from the registry alone (`x-registry`), never typed in the file,
+    so a spec is the one place a method, stack, format or attack is named."""
+    def nodes(node, path=""):
+        if isinstance(node, dict):
+            yield path, node
+            for key, value in node.items():
+                yield from nodes(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for value in node:
+                yield from nodes(value, path)
+
+    raw = list(nodes(yaml.safe_load(Path(SCHEMA).read_text())))
+    marked = {path: node["x-registry"] for path, node in raw if "x-registry" in node}
+    assert set(marked.values()) >= {"methods", "stacks", "formats", "bits", "attacks", "loss_variants", "symmetric"}
+    assert not any("enum" in node for _, node in raw if "x-registry" in node)
+    registered = {*methods(), *STACKS, *FORMATS, *ATTACKS} - set(DTYPES)  # bf16 and fp32 are also checkpoint dtypes
+    typed = {path: set(node["enum"]) & registered for path, node in raw
+             if "enum" in node and not path.startswith(".properties.resources")}  # rule names: finetune is one too
+    assert not any(typed.values()), typed
 
 
 def test_lr_spellings_name_the_same_jobs():

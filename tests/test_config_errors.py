@@ -186,7 +186,7 @@ def test_several_mistakes_are_named_at_once():
 
 
 def test_yaml_reads_3e_5_as_text():
-    """The trap this module exists for (REFERENCE.md §12): YAML 1.1 floats need a dot."""
+    """The trap this module exists for (docs/paper.md §12): YAML 1.1 floats need a dot."""
     assert yaml.safe_load("lr: 3e-5") == {"lr": "3e-5"} and yaml.safe_load("lr: 3.0e-5") == {"lr": 3e-5}
 
 

@@ -10,13 +10,15 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from qunlearn import plots
 from qunlearn.checkpoints import DTYPES, load_state, save_model
-from qunlearn.grid import UNLEARN_PRECISIONS
 from qunlearn.mechanism import BF16_REACH, update_location
 from qunlearn.muse import load_corpus
-from qunlearn.precision_stacks import STACKS, measured_bytes_per_param, memory_7b_gb, stochastic_round_to_bf16
+from qunlearn.precision_stacks import all_stacks, measured_bytes_per_param, memory_7b_gb, stochastic_round_to_bf16
+from qunlearn.registry import STACKS as STACK_SPECS
 from qunlearn.training import build_llama
-from qunlearn.unlearning import WEIGHT_DTYPES, UnlearnSettings, unlearn
+from qunlearn.unlearning import UnlearnSettings, unlearn
 
+STACKS = all_stacks()
+UNLEARN_PRECISIONS = tuple(STACK_SPECS)
 LR = 1e-5
 BF16_CAP = 2**8 * LR  # a bf16 weight moves under an Adam step of about lr only below about this magnitude
 
@@ -33,7 +35,7 @@ def _model(tokenizer, precision):
         weight = model.model.layers[0].mlp.down_proj.weight
         weight[0] = 0.5  # far above the bf16 cap
         weight[1] = 1e-4  # below it
-    return model.to(DTYPES[WEIGHT_DTYPES[precision]])
+    return model.to(DTYPES[STACKS[precision].weight_dtype])
 
 
 @pytest.mark.parametrize("precision", ["bf16", "bf16-adam32", "fp32"])
@@ -105,7 +107,9 @@ def fp32_reference() -> torch.Tensor:
 
 
 def test_the_stacks_are_the_grid_s_and_differ_only_in_precision():
-    assert tuple(STACKS) == UNLEARN_PRECISIONS and all(s.weight_dtype in DTYPES for s in STACKS.values())
+    assert [stack.name for stack in STACKS.values()] == ["bf16", "bf16-adam32", "bf16-sr", "bf16-kahan", "fp32", "mixed"]
+    assert all(name == stack.name for name, stack in STACKS.items())  # each spec names its own stack
+    assert all(s.weight_dtype in DTYPES for s in STACKS.values())
     torch_defaults = torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]).defaults
     for name, stack in STACKS.items():
         weight = torch.nn.Parameter(torch.ones(4, dtype=DTYPES[stack.weight_dtype]))
@@ -185,7 +189,7 @@ def test_stochastic_rounding_repeats_under_its_seed():
 @pytest.mark.parametrize("precision", UNLEARN_PRECISIONS)
 def test_every_stack_unlearns_and_saves_in_its_weight_dtype_without_rounding_its_update(corpus_dir, toy_tokenizer,
                                                                                         precision, tmp_path):
-    """As workflow/scripts/unlearn.py does: load in WEIGHT_DTYPES, unlearn, save the model as it is."""
+    """As workflow/scripts/unlearn.py does: load in the stack's weight dtype, unlearn, save the model as it is."""
     corpus = load_corpus(corpus_dir)
     model = _model(toy_tokenizer, precision)
     before = {name: w.detach().clone() for name, w in model.state_dict().items()}

@@ -17,6 +17,7 @@ from qunlearn.quantization import (
     quantize_and_save,
     rtn_oracle,
 )
+from qunlearn.registry import BACKENDS, FIGURES, FORMATS, resolve
 from qunlearn.training import build_llama, train_lm
 from qunlearn.unlearning import mean_nll
 
@@ -41,17 +42,20 @@ def test_llmcompressor_rtn_equals_the_oracle_bit_for_bit(tiny_llama, saved_llama
     assert checked == 2 * 7 + 1
 
 
-def test_every_figure_and_quantizer_in_the_grid_is_implemented():
-    from qunlearn.gguf_format import GGUF_TYPES
-    from qunlearn.grid import FIGURES, QUANTIZERS
-    from qunlearn.plots import DRAWN
-
-    assert DRAWN == FIGURES
-    saved = {name for name, q in QUANTIZERS.items() if q.saved}
-    bitsandbytes = {name for name, q in QUANTIZERS.items() if not q.saved}
-    gguf = {name for name, q in QUANTIZERS.items() if q.gguf}
-    assert saved - gguf == {"rtn", "gptq", "awq", "nvfp4", "mxfp4"} and all(name.startswith("bnb-") for name in bitsandbytes)
-    assert gguf == {f"gguf-{t.lower()}" for t in GGUF_TYPES.values()} and gguf <= saved
+def test_every_figure_and_quantizer_in_the_registry_is_implemented():
+    by_backend = {name: {fmt.name for fmt in FORMATS.values() if fmt.backend == name} for name in BACKENDS}
+    assert by_backend["llmcompressor"] == {"rtn", "gptq", "awq", "nvfp4", "mxfp4"}
+    assert all(name.startswith("bnb-") for name in by_backend["bitsandbytes"]) and len(by_backend["bitsandbytes"]) == 3
+    assert {f"gguf-{fmt.recipe.lower()}" for fmt in FORMATS.values() if fmt.backend == "gguf"} == by_backend["gguf"]
+    assert {name for name, b in BACKENDS.items() if b.saved} == {"llmcompressor", "gguf"}
+    for backend in BACKENDS.values():
+        resolve(backend.load)
+        if backend.saved:
+            resolve(backend.quantize)
+    for fmt in FORMATS.values():
+        if fmt.backend == "llmcompressor":
+            assert callable(resolve(fmt.recipe)), fmt.name
+    assert all(callable(resolve(figure.impl)) for figure in FIGURES.values())
 
 
 @pytest.mark.parametrize("quantizer,block", [("nvfp4", 16), ("mxfp4", 32)])
@@ -99,7 +103,7 @@ def test_group_size_must_divide_widths(tiny_llama):
 def test_bitsandbytes_fp4_quantizes_on_load_and_keeps_lm_head(saved_llama, tiny_llama):
     import bitsandbytes as bnb
 
-    model = load_bitsandbytes(saved_llama, "bnb-fp4")
+    model = load_bitsandbytes(saved_llama, FORMATS["bnb-fp4"])
     assert isinstance(model.model.layers[0].mlp.down_proj, bnb.nn.Linear4bit)
     assert not isinstance(model.lm_head, bnb.nn.Linear4bit)
     ids = torch.tensor([[1, 2, 3, 4]])
@@ -112,7 +116,7 @@ def test_bitsandbytes_fp4_quantizes_on_load_and_keeps_lm_head(saved_llama, tiny_
 def test_the_mechanism_s_bitsandbytes_weights_are_those_the_evaluation_loads(saved_llama, tiny_llama, quantizer):
     import bitsandbytes.functional as F
 
-    loaded = load_bitsandbytes(saved_llama, quantizer).model.layers[0].mlp.down_proj.weight
+    loaded = load_bitsandbytes(saved_llama, FORMATS[quantizer]).model.layers[0].mlp.down_proj.weight
     if quantizer == "bnb-int8":
         evaluated = loaded.CB.float() * loaded.SCB.float()[:, None] / 127
     else:

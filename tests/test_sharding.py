@@ -24,10 +24,12 @@ from qunlearn.data import collate
 from qunlearn.errors import QunlearnError
 from qunlearn.io import read_json
 from qunlearn.launch import SHARDED_PRECISIONS, UnlearnJob, check_launch, check_shards, launch_sharded
-from qunlearn.sharding import LOSS_UNITS, RankShares, ShardedModels, shard
+from qunlearn.sharding import UNIT_COUNTS, RankShares, ShardedModels, shard
 from qunlearn.training import build_llama
 from qunlearn.unlearn_job import LocalModels, run
-from qunlearn.unlearning import FORGET_LOSSES, LOSS_VARIANTS, RETAIN_LOSSES, WEIGHT_DTYPES, LossContext
+from qunlearn.precision_stacks import precision_stack
+from qunlearn.registry import LOSSES
+from qunlearn.unlearning import LossContext
 from qunlearn.workflow import job_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,19 +57,24 @@ def _tiny_llama(seed: int = 0):
     return LlamaForCausalLM(config)
 
 
-ALL_LOSSES = {*FORGET_LOSSES.values(), *RETAIN_LOSSES.values(), *(fn for v in LOSS_VARIANTS.values() for fn in v.values())}
+ALL_LOSSES = sorted({fn for loss in LOSSES.values() for fn in (loss.fn, *loss.variants.values())}, key=lambda fn: fn.impl)
+
+
+def _name(loss_fn) -> str:
+    return loss_fn.impl.partition(":")[2]
 
 
 def test_every_loss_says_what_it_averages_over():
-    assert set(LOSS_UNITS) == ALL_LOSSES
+    assert len(ALL_LOSSES) == 6 and all(fn.units in UNIT_COUNTS for fn in ALL_LOSSES)
 
 
 def test_each_precision_shards_its_weights_in_the_one_process_dtype():
-    assert all(spec.weights == WEIGHT_DTYPES[precision] for precision, spec in SHARDED_PRECISIONS.items())
+    assert all(spec.weights == precision_stack(precision).weight_dtype
+               for precision, spec in SHARDED_PRECISIONS.items())
 
 
 @pytest.mark.parametrize("world", [2, 3, 4])
-@pytest.mark.parametrize("loss_fn", sorted(ALL_LOSSES, key=lambda fn: fn.__name__), ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=_name)
 def test_the_ranks_weighted_share_losses_add_up_to_the_whole_batch_loss(loss_fn, world):
     """For 3 rows of different lengths: 4 ranks leave one empty (a stand-in row with weight 0)."""
     model = _tiny_llama()
@@ -87,12 +94,12 @@ def _ranks_gradients(rank: int, world: int, port: int) -> dict[str, torch.Tensor
     reference = shard(_tiny_llama(seed=1), models.mesh).requires_grad_(False)
     ctx, shares = LossContext(model, reference, 0.1, cache_reference=False), RankShares(reference, rank, world, CPU)
     gradients = {}
-    for loss_fn in sorted(ALL_LOSSES, key=lambda fn: fn.__name__):
+    for loss_fn in ALL_LOSSES:
         for name, rows in GRADIENT_BATCHES.items():
             model.zero_grad(set_to_none=True)
             shares.loss(loss_fn, ctx, collate(rows, pad_id=0)).backward()
             for param_name, param in model.named_parameters():
-                gradients[f"{loss_fn.__name__}/{name}/{param_name}"] = param.grad.full_tensor()
+                gradients[f"{_name(loss_fn)}/{name}/{param_name}"] = param.grad.full_tensor()
     return gradients
 
 
@@ -180,7 +187,7 @@ def test_sharded_gradients_equal_the_one_process_gradient(unlearned):
     for loss_fn in ALL_LOSSES:
         for batch_name, rows in GRADIENT_BATCHES.items():
             for name, grad in _one_process_gradients(loss_fn, rows).items():
-                difference = (sharded[f"{loss_fn.__name__}/{batch_name}/{name}"] - grad).abs().max()
+                difference = (sharded[f"{_name(loss_fn)}/{batch_name}/{name}"] - grad).abs().max()
                 worst = max(worst, (difference / grad.abs().max().clamp(min=1e-12)).item())
     assert worst < 1e-5
 

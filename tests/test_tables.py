@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qunlearn.grid import FIGURES
+from qunlearn.registry import FIGURES
 from qunlearn.plots import draw_all
 from qunlearn.summary import ROW_KEYS, contrast, headline, headline_by_target
 from qunlearn.tables import (contrast_table, main_table, model_label, paper_comparison, paper_table,

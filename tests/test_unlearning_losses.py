@@ -5,13 +5,9 @@ import pytest
 import torch
 
 from qunlearn.data import collate
-from qunlearn.grid import FORGET_LOSSES as FORGET_NAMES
-from qunlearn.grid import METHOD_NAMES, METHODS, parse_method
-from qunlearn.grid import RETAIN_LOSSES as RETAIN_NAMES
+from qunlearn.errors import QunlearnError
+from qunlearn.registry import LOSS_VARIANTS, LOSSES, method, methods, resolve
 from qunlearn.unlearning import (
-    FORGET_LOSSES,
-    LOSS_VARIANTS,
-    RETAIN_LOSSES,
     LossContext,
     ga_loss,
     gdr_loss,
@@ -43,19 +39,29 @@ def _batch():
 
 
 def test_registry_has_the_six_methods():
-    assert sorted(METHODS) == ["ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"]
-    assert METHODS["ga_klr"] == ("ga", "klr") and METHODS["npo_gdr"] == ("npo", "gdr")
+    assert sorted({m.base for m in methods().values()}) == ["ga", "ga_gdr", "ga_klr", "npo", "npo_gdr", "npo_klr"]
+    assert (method("ga_klr").forget.name, method("ga_klr").retain.name) == ("ga", "klr")
+    assert (method("npo_gdr").forget.name, method("npo_gdr").retain.name) == ("npo", "gdr")
 
 
-def test_loss_registries_implement_every_name_in_the_grid():
-    assert tuple(FORGET_LOSSES) == FORGET_NAMES and tuple(RETAIN_LOSSES) == RETAIN_NAMES
-    assert all(set(variant) <= {*FORGET_NAMES, *RETAIN_NAMES} for variant in LOSS_VARIANTS.values())
+def test_every_loss_spec_names_an_implementation_for_every_variant():
+    expected = {"ga": ga_loss, "npo": npo_loss, "gdr": gdr_loss, "klr": klr_loss}
+    assert {name: resolve(loss.fn.impl) for name, loss in LOSSES.items()} == expected
+    muse = {name: resolve(loss.implementation("muse").impl) for name, loss in LOSSES.items()}
+    assert muse == {**expected, "npo": npo_logits_loss, "klr": klr_logits_loss}
+    assert all(set(loss.variants) <= set(LOSS_VARIANTS) for loss in LOSSES.values())
 
 
 def test_sure_variants_of_every_method():
-    assert len(METHOD_NAMES) == 12 and parse_method("npo_klr_sure") == ("npo_klr", True)
-    with pytest.raises(ValueError, match="unknown method 'npo_sure_klr'"):
-        parse_method("npo_sure_klr")
+    sure = method("npo_klr_sure")
+    assert len(methods()) == 12 and (sure.base, sure.sure) == ("npo_klr", True)
+    with pytest.raises(QunlearnError, match="unknown method 'npo_sure_klr'"):
+        method("npo_sure_klr")
+
+
+def test_constrained_and_frozen_come_from_the_losses():
+    assert {m.base for m in methods().values() if m.constrained} == {"ga_gdr", "ga_klr", "npo_gdr", "npo_klr"}
+    assert {m.base for m in methods().values() if m.frozen} == {"npo", "npo_gdr", "npo_klr", "ga_klr"}
 
 
 def test_ga_and_gdr_by_hand():

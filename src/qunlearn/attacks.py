@@ -1,21 +1,21 @@
-"""Attacks other than quantization (docs/attacks.md, REFERENCE.md §10), one registry entry each, keyed by the names in
-grid.ATTACKS: a function (model, tokenizer, corpus, split, settings, seed) that transforms the model in place and
-returns what it did (the attack's record). `settings` is the config entry with every knob (config.attack_spec), plus
-`max_len` for the training attacks and `calibration` for the calibrated pruning methods.
+"""Attacks other than quantization (docs/attacks.md, docs/paper.md §10), each named by its spec in registry.ATTACKS:
+a function (model, tokenizer, corpus, split, settings, seed) that transforms the model in place and returns what it
+did (the attack's record). `settings` is the config entry with every knob (config.attack_spec), plus what its job
+depends on besides (attack_naming): `max_len` for the training attacks, `calibration` for calibrated pruning.
 
 Relearning and benign fine-tuning run the precision stacks of unlearning (the same optimizer, weight dtype and
 per-step autocast), so `precision: bf16` means here what it means there."""
 
 import itertools
 import random
-from typing import Callable
 
 import torch
 
 from .data import batches, encode_documents, pack
 from .errors import QunlearnError
 from .muse import MuseCorpus
-from .precision_stacks import STACKS
+from .precision_stacks import precision_stack
+from .registry import ATTACKS
 from .quantization import Calibration, calibration_dataset
 from .splits import ForgetSplit
 from .training import seed_everything
@@ -26,15 +26,7 @@ PRUNERS = {"wanda": "WandaPruningModifier", "sparsegpt": "SparseGPTModifier"}  #
 
 def load_dtype(settings: dict) -> str:
     """The dtype an attack loads (and saves) the model in: a training attack's stack's, fp32 for pruning."""
-    return "fp32" if settings["kind"] == "prune" else STACKS[settings["precision"]].weight_dtype
-
-
-def training_texts(corpus: MuseCorpus, split: ForgetSplit, settings: dict) -> list[str]:
-    """What a training attack trains on: half A's forget documents (relearn), or a raw split that holds no forget
-    fact (finetune)."""
-    if settings["kind"] == "relearn":
-        return [corpus.raw["forget"][i] for i in split.documents["a"]]
-    return corpus.raw[settings["data"]]
+    return precision_stack(settings["precision"]).weight_dtype if ATTACKS[settings["kind"]].trains else "fp32"
 
 
 def train_steps(model, tokenizer, texts: list[str], settings: dict, seed: int) -> dict:
@@ -46,7 +38,7 @@ def train_steps(model, tokenizer, texts: list[str], settings: dict, seed: int) -
     rng = random.Random(seed)
     chunks = pack(encode_documents(tokenizer, texts), settings["max_len"], tokenizer.bos_token_id)
     precision = settings["precision"]
-    optimizer = STACKS[precision].optimizer([p for p in model.parameters() if p.requires_grad], settings["lr"], seed)
+    optimizer = precision_stack(precision).optimizer([p for p in model.parameters() if p.requires_grad], settings["lr"], seed)
     passes = itertools.chain.from_iterable(batches(chunks, settings["batch_size"], tokenizer.pad_token_id, rng)
                                            for _ in itertools.count())
     losses = []
@@ -65,9 +57,26 @@ def train_steps(model, tokenizer, texts: list[str], settings: dict, seed: int) -
             "epochs": len(losses) * settings["batch_size"] / len(chunks)}
 
 
-def fine_tune(model, tokenizer, corpus: MuseCorpus, split: ForgetSplit, settings: dict, seed: int) -> dict:
-    """relearn and finetune: the same loop on their own texts."""
-    texts = training_texts(corpus, split, settings)
+def relearn_texts(corpus: MuseCorpus, split: ForgetSplit) -> list[str]:
+    """Half A's forget documents."""
+    return [corpus.raw["forget"][i] for i in split.documents["a"]]
+
+
+def finetune_texts(corpus: MuseCorpus, settings: dict) -> list[str]:
+    """A raw split that holds no forget fact."""
+    return corpus.raw[settings["data"]]
+
+
+def relearn(model, tokenizer, corpus: MuseCorpus, split: ForgetSplit, settings: dict, seed: int) -> dict:
+    return _fine_tune(model, tokenizer, relearn_texts(corpus, split), settings, seed)
+
+
+def finetune(model, tokenizer, corpus: MuseCorpus, split: ForgetSplit, settings: dict, seed: int) -> dict:
+    """Benign fine-tuning."""
+    return _fine_tune(model, tokenizer, finetune_texts(corpus, settings), settings, seed)
+
+
+def _fine_tune(model, tokenizer, texts: list[str], settings: dict, seed: int) -> dict:
     return {"documents": len(texts), **train_steps(model, tokenizer, texts, settings, seed)}
 
 
@@ -118,5 +127,3 @@ def prune(model, tokenizer, corpus: MuseCorpus, split: ForgetSplit, settings: di
         calibrated_prune(model, tokenizer, corpus.raw[settings["calibration"]["split"]], settings, seed)
     return {"zeros": {name: float((module.weight == 0).float().mean()) for name, module in pruned_linears(model).items()}}
 
-
-ATTACK_FUNCTIONS: dict[str, Callable[..., dict]] = {"relearn": fine_tune, "finetune": fine_tune, "prune": prune}

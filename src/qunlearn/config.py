@@ -5,20 +5,21 @@ import json
 from pathlib import Path
 
 from .errors import QunlearnError
-from .grid import ATTACKS, QUANTIZERS, check_quantizer, parse_method
-from .identity import format_lr
+from .launch import check_shards
+from .registry import ATTACKS, FORMATS, backend, check_format, method, resolve
+from .splits import check_halves, start_up_split
 
 REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
 
 
 def group_size(fmt: dict, quantization: dict) -> int:
-    return QUANTIZERS[fmt["quantizer"]].group_size or fmt.get("group_size", quantization["group_size"])
+    return FORMATS[fmt["quantizer"]].group_size or fmt.get("group_size", quantization["group_size"])
 
 
 def precision_id(fmt: dict, quantization: dict) -> str:
     """Folder name of a quantized format: rtn-w4g64 for group-wise quantizers, bnb-fp4-w4 for bitsandbytes."""
     name, bits = fmt["quantizer"], fmt["bits"]
-    return f"{name}-w{bits}g{group_size(fmt, quantization)}" if QUANTIZERS[name].saved else f"{name}-w{bits}"
+    return f"{name}-w{bits}g{group_size(fmt, quantization)}" if backend(name).saved else f"{name}-w{bits}"
 
 
 def settings_hash(settings: dict) -> str:
@@ -26,10 +27,10 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def method_lrs(config: dict, method: str) -> list[float]:
+def method_lrs(config: dict, name: str) -> list[float]:
     """SURE methods run at their own learning rates."""
     unlearning = config["unlearning"]
-    return unlearning["sure"]["lrs"] if parse_method(method)[1] else unlearning["lrs"]
+    return unlearning["sure"]["lrs"] if method(name).sure else unlearning["lrs"]
 
 
 def attack_spec(entry: dict) -> dict:
@@ -38,14 +39,13 @@ def attack_spec(entry: dict) -> dict:
 
 
 def attack_id(spec: dict) -> str:
-    """Folder name of an attacked model, and its `precision` in the evaluation: relearn-s30-lr3e-5-b4-bf16,
-    finetune-retain2-s30-lr3e-5-b4-bf16, prune-wanda-50 (percent sparsity), prune-wanda-2of4."""
-    kind = spec["kind"]
-    if kind == "prune":
-        amount = "2of4" if spec["structure"] == "2:4" else f"{spec['sparsity'] * 100:g}"
-        return f"prune-{spec['method']}-{amount}"
-    data = f"-{spec['data']}" if kind == "finetune" else ""
-    return f"{kind}{data}-s{spec['steps']}-lr{format_lr(spec['lr'])}-b{spec['batch_size']}-{spec['precision']}"
+    """Folder name of an attacked model, and its `precision` in the evaluation, as its spec's `label` names it."""
+    return resolve(ATTACKS[spec["kind"]].label)(spec)
+
+
+def attack_settings(spec: dict, config: dict) -> dict:
+    """An attack's knobs, with the config values its job also depends on (its spec's `job_settings`)."""
+    return resolve(ATTACKS[spec["kind"]].job_settings)(spec, config)
 
 
 def attack_specs(config: dict) -> dict[str, dict]:
@@ -54,8 +54,8 @@ def attack_specs(config: dict) -> dict[str, dict]:
 
 
 def check_attacks(attacks: list[dict]) -> None:
-    """After the schema (which names the kinds and each knob's range): each entry has only its kind's knobs, 2:4
-    pruning zeroes exactly half of the weights, and no attack is listed twice."""
+    """After the schema (which names the kinds and each knob's range): each entry has only its kind's knobs, passes
+    its kind's own check (2:4 pruning zeroes exactly half of the weights), and no attack is listed twice."""
     seen = {}
     for index, entry in enumerate(attacks):
         key, kind = f"attacks[{index}]", entry["kind"]
@@ -64,9 +64,8 @@ def check_attacks(attacks: list[dict]) -> None:
             raise QunlearnError(f"{key}.{knob}: {kind} has no knob {knob!r}",
                                 f"remove it ({kind}'s knobs: {', '.join(knobs)})")
         spec = attack_spec(entry)
-        if kind == "prune" and spec["structure"] == "2:4" and spec["sparsity"] != 0.5:
-            raise QunlearnError(f"{key}.sparsity: 2:4 pruning zeroes 2 weights of every 4, a sparsity of 0.5, "
-                                f"not {spec['sparsity']}", "remove sparsity, or use structure: unstructured")
+        if ATTACKS[kind].check:
+            resolve(ATTACKS[kind].check)(key, spec)
         name = attack_id(spec)
         if name in seen:
             raise QunlearnError(f"{key}: the same attack as attacks[{seen[name]}] ({name})", "remove one of them")
@@ -74,7 +73,8 @@ def check_attacks(attacks: list[dict]) -> None:
 
 
 def check_config(config: dict) -> None:
-    """After the schema (which names the valid methods and the keys a real corpus needs)."""
+    """Every check the schema cannot express, run before any job (the schema names the valid methods and the keys
+    a real corpus needs)."""
     check_attacks(config["attacks"])
     unlearning = config["unlearning"]
     if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
@@ -82,7 +82,7 @@ def check_config(config: dict) -> None:
                             "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")
     for fmt in config["quantization"]["formats"]:
         try:
-            quantizer = check_quantizer(fmt["quantizer"], fmt["bits"])
+            quantizer = check_format(fmt["quantizer"], fmt["bits"])
         except QunlearnError as error:
             raise QunlearnError(f"quantization.formats: {error.problem}", error.fix) from None
         if quantizer.group_size and fmt.get("group_size", quantizer.group_size) != quantizer.group_size:
@@ -91,9 +91,9 @@ def check_config(config: dict) -> None:
     model = config["model"]
     embedded = any("embedded" in spec for spec in config["corpora"].values())
     for index, fmt in enumerate(config["quantization"]["formats"]):
-        quantizer, group = QUANTIZERS[fmt["quantizer"]], group_size(fmt, config["quantization"])
+        quantizer, group = FORMATS[fmt["quantizer"]], group_size(fmt, config["quantization"])
         for key in ("hidden", "intermediate"):
-            if not (embedded and quantizer.saved and model[key] % group):
+            if not (embedded and backend(quantizer.name).saved and model[key] % group):
                 continue
             if quantizer.group_size:  # the format's own block size
                 raise QunlearnError(f"{quantizer.name}'s blocks of {group} weights do not divide model.{key} {model[key]}",
@@ -109,3 +109,7 @@ def check_config(config: dict) -> None:
         for key in REAL_MODEL_KEYS:
             if not Path(spec[key]).exists():
                 raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")
+    check_shards(config)
+    if config["attacks"]:  # a forget set too small to split refuses the attacks
+        for name, spec in config["corpora"].items():
+            check_halves(start_up_split(spec, config["seed"]), name, spec)

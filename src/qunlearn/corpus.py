@@ -170,7 +170,7 @@ def forget_set(genre: str, seed: int, documents: int = 48, facts: int = 4, quest
 
 def write_corpus(out: str | Path, genre: str, seed: int, documents: int = 48, facts: int = 4, questions: int = 2,
                  prompt_fraction: float = 0.3) -> None:
-    """Write a full MUSE-layout corpus folder (REFERENCE.md §2) for the embedded benchmark."""
+    """Write a full MUSE-layout corpus folder (docs/paper.md §2) for the embedded benchmark."""
     if documents * questions < 2 * ICL_EXAMPLES:
         raise ValueError(f"documents × questions must be at least {2 * ICL_EXAMPLES} to fill the in-context examples")
     splits = generate_documents(genre, documents, facts, questions, seed)

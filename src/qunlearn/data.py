@@ -1,5 +1,5 @@
 """Token chunks for training and unlearning: MUSE's recipe of concatenating, tokenizing and cutting into
-chunks of `max_len` tokens with BOS first (REFERENCE.md §2)."""
+chunks of `max_len` tokens with BOS first (docs/paper.md §2)."""
 
 import random
 from dataclasses import dataclass

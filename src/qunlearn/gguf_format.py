@@ -14,10 +14,9 @@ from .checkpoint_files import model_config, tokenizer_vocabulary
 from .checkpoints import default_device, load_state, load_tokenizer
 from .errors import QunlearnError
 from .io import atomic_dir, read_json
+from .registry import FORMATS, Format
 
 GGUF_FILE = "model.gguf"
-# qunlearn's quantizer name -> llama.cpp's file type (its LLAMA_FTYPE_MOSTLY_* name).
-GGUF_TYPES = {"gguf-q8_0": "Q8_0", "gguf-q4_0": "Q4_0", "gguf-q4_k_m": "Q4_K_M", "gguf-q5_k_m": "Q5_K_M"}
 INSTALL = "install the GGUF extra: make install-gguf (builds llama.cpp through llama-cpp-python, about 8 min)"
 
 
@@ -90,11 +89,12 @@ def _add_tokenizer(writer, tokenizer_dir: str | Path) -> None:
 
 def quantize_gguf(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, quantizer: str,
                   threads: int = 1) -> None:
-    """Write the checkpoint as fp32 GGUF, quantize it with llama.cpp's quantizer to the format's file type, and save
-    the quantized file (with the tokenizer beside it, as the other saved formats)."""
+    """Write the checkpoint as fp32 GGUF, quantize it with llama.cpp's quantizer to the format's file type (its
+    spec's recipe), and save the quantized file (with the tokenizer beside it, as the other saved formats)."""
     llama_cpp = _llama_cpp()
+    file_type = FORMATS[quantizer].recipe
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{GGUF_TYPES[quantizer]}")
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{file_type}")
     params.nthread = threads
     with atomic_dir(out_dir) as staging, tempfile.TemporaryDirectory(dir=staging.parent) as scratch:
         full = Path(scratch) / "f32.gguf"
@@ -102,14 +102,14 @@ def quantize_gguf(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str
         status = llama_cpp.llama_model_quantize(str(full).encode(), str(staging / GGUF_FILE).encode(),
                                                 ctypes.byref(params))
         if status != 0:
-            raise QunlearnError(f"llama.cpp could not quantize {model_dir} to {GGUF_TYPES[quantizer]} (status {status})",
+            raise QunlearnError(f"llama.cpp could not quantize {model_dir} to {file_type} (status {status})",
                                 "see the rule's log for llama.cpp's message")
         load_tokenizer(tokenizer_dir).save_pretrained(staging)
 
 
-def load_gguf(quantized_dir: str | Path) -> torch.nn.Module:
+def load_gguf(quantized_dir: str | Path, fmt: Format | None = None) -> torch.nn.Module:
     """A quantized GGUF file dequantized to fp32 weights by transformers' GGUF loader (the `gguf` package's
-    dequantization of each block type)."""
+    dequantization of each block type; the file names its own types)."""
     from transformers import AutoModelForCausalLM
 
     path = Path(quantized_dir)

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from .errors import QunlearnError
-from .gguf_format import load_gguf
-from .grid import QUANTIZERS
-from .quantization import bitsandbytes_dequantized, load_dequantized
+from .quantization import bitsandbytes_dequantized
+from .registry import FORMATS, backend, resolve
 
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
 SCALE_SUFFIX = ".weight_scale"
@@ -20,9 +19,6 @@ SCALE_SUFFIX = ".weight_scale"
 # beyond it (tests/test_precision.py), and their update's location shows it.
 BF16_REACH = 2**8
 CAP_BINS = (0.5, 1.0, 2.0)  # |w_target| / (BF16_REACH · lr): the edges of the bins the update is located in
-# Formats whose stored scale is not the step between neighbouring codes: AWQ (per-model bases), NVFP4 and MXFP4
-# (FP4's steps grow along its codebook), GGUF (its scales stay in the file, and k-quants nest two levels of them).
-STEPLESS = ("awq", "nvfp4", "mxfp4", *(name for name, q in QUANTIZERS.items() if q.gguf))
 NEAR_ZERO = 0.01  # a code is near zero within this fraction of its row's largest quantized magnitude
 
 
@@ -142,12 +138,14 @@ def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unl
     """The comparison for one unlearned model (unlearned at `lr`) under one saved format; `target` and
     `unlearned` hold the `quantized_weights` of the full-precision models. AWQ rescales each model's input
     channels by its own activation statistics before rounding, so its stored codes live in per-model bases; an FP4
-    format's step grows along its codebook: for these (STEPLESS) only the stored quantized values are compared,
-    and step units and the threshold are left out."""
-    load = load_gguf if QUANTIZERS[quantizer].gguf else load_dequantized
-    target_dequantized = load(target_quantized_dir).state_dict()
-    unlearned_dequantized = quantized_weights(load(unlearned_quantized_dir).state_dict())
-    steps = None if quantizer in STEPLESS else quantization_steps(target_dequantized)
+    format's step grows along its codebook, GGUF keeps its scales in the file (and k-quants nest two levels of
+    them): for these (specs without `step_units`) only the stored quantized values are compared, and step units and
+    the threshold are left out."""
+    fmt = FORMATS[quantizer]
+    load = resolve(backend(quantizer).load)
+    target_dequantized = load(target_quantized_dir, fmt).state_dict()
+    unlearned_dequantized = quantized_weights(load(unlearned_quantized_dir, fmt).state_dict())
+    steps = quantization_steps(target_dequantized) if fmt.step_units else None
     target_quantized = quantized_weights(target_dequantized)
     result = compare(target, unlearned, target_quantized, unlearned_dequantized, steps)
     threshold = None if steps is None else bf16_threshold_lr({name: step / 2 for name, step in steps.items()})
@@ -182,6 +180,6 @@ def zero_bin_edge(quantizer: str) -> float:
 
 def _bitsandbytes_block_absmax(weight: torch.Tensor, quantizer: str) -> torch.Tensor:
     """The absmax each weight is scaled by: per row for LLM.int8, per block of 64 (row-major) for FP4 and NF4."""
-    if quantizer == "bnb-int8":
+    if FORMATS[quantizer].recipe.get("load_in_8bit"):
         return weight.abs().amax(dim=1)
     return weight.flatten().reshape(-1, 64).abs().amax(dim=1)

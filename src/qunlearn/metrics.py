@@ -1,4 +1,4 @@
-"""MUSE's metric arithmetic (REFERENCE.md §3), separate from any model so it can be tested on hand-made cases."""
+"""MUSE's metric arithmetic (docs/paper.md §3), separate from any model so it can be tested on hand-made cases."""
 
 import math
 

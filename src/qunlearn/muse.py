@@ -1,4 +1,4 @@
-"""Load a MUSE corpus (REFERENCE.md §2) from a local folder, in whichever layout MUSE is distributed in.
+"""Load a MUSE corpus (docs/paper.md §2) from a local folder, in whichever layout MUSE is distributed in.
 
 - `muse-json`: MUSE's GitHub layout (`raw/forget.json`, `knowmem/forget_qa.json`, ...); the embedded benchmark
   writes it too.

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path
+from .registry import FIGURES, resolve
 from .summary import FORGET_METRICS, unattacked, unlearned_rows, without_lone_pool
 from .tables import paper_comparison as compare_with_paper
 from .tables import precision_label
@@ -53,7 +54,7 @@ def _save_note(note: str, path: str | Path) -> None:
     _save(figure, path)
 
 
-def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, path: str | Path, margin: float) -> None:
+def recovery_verdicts(recovery: pd.DataFrame, by_target: pd.DataFrame, margin: float, path: str | Path) -> None:
     """The headline at a glance: per corpus (columns; `all` pools them), the change of the mean recovery ratio from
     full precision for each format, one colour per precision stack: the pooled estimate with its 95% interval over
     targets, seeds and items, and each target's own estimate as a small cross. Above the dashed line at the margin,
@@ -229,23 +230,11 @@ def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
     _save(figure, path)
 
 
-SUMMARY_FIGURES = {  # drawn from summary.csv alone
-    "forget_across_precisions": forget_across_precisions,
-    "forget_vs_utility": forget_vs_utility,
-    "recovery_ratios": recovery_ratios,
-    "surviving_update_against_lr": surviving_update_against_lr,
-}
-
-
-DRAWN = ("recovery_verdicts", *SUMMARY_FIGURES, "paper_comparison", "attack_recovery")  # in grid.FIGURES' order
-
-
 def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paper: pd.DataFrame,
              attacks: pd.DataFrame, paths: dict[str, str], margin: float) -> None:
-    """Every figure of grid.FIGURES, each to its path; the summary's figures from its quantized and full-precision
-    rows (attacked rows have their own figure, from results/attacks.csv)."""
-    recovery_verdicts(recovery, by_target, paths["recovery_verdicts"], margin)
-    for name, draw in SUMMARY_FIGURES.items():
-        draw(unattacked(summary), paths[name])
-    paper_comparison(unattacked(summary), paper, paths["paper_comparison"])
-    attack_recovery(attacks, paths["attack_recovery"])
+    """Every figure of registry.FIGURES, each to its path, from the inputs its spec names; `summary` is the summary's
+    quantized and full-precision rows (attacked rows have their own figure, from results/attacks.csv)."""
+    inputs = {"summary": unattacked(summary), "recovery": recovery, "by_target": by_target, "paper": paper,
+              "attacks": attacks, "margin": margin}
+    for name, figure in FIGURES.items():
+        resolve(figure.impl)(*(inputs[key] for key in figure.inputs), paths[name])

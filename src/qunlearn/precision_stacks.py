@@ -1,6 +1,6 @@
-"""The precision stacks people unlearn with (REFERENCE.md §9), one registry entry each: the dtype the weights are
+"""The precision stacks people unlearn with (docs/paper.md §9), one registry entry each: the dtype the weights are
 loaded, trained and saved in, the AdamW that updates them, whether each step's forward passes run under bf16
-autocast, and the bytes a parameter costs. Keyed by grid.UNLEARN_PRECISIONS.
+autocast, and the bytes a parameter costs. Each is named by its spec in registry.STACKS.
 
 Every stack runs AdamW with torch's defaults (ADAMW), set explicitly where a library's defaults differ, so that
 the stacks differ only in precision: where the weights, moments and compensation live, and how an update is
@@ -12,6 +12,9 @@ from typing import Callable
 import optimi
 import torch
 from torch.optim.adamw import adamw as torch_adamw_step
+
+from .registry import STACKS as STACK_SPECS
+from .registry import resolve
 
 # torch.optim.AdamW's defaults; torch-optimi's are betas (0.9, 0.99) and eps 1e-6, bitsandbytes' equal torch's.
 ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
@@ -133,24 +136,34 @@ def _bytes(weights: int, gradients: int, states: int, copies: int = 0) -> dict[s
     return dict(zip(PARTS, (weights, gradients, states, copies)))
 
 
-STACKS = {stack.name: stack for stack in (
-    PrecisionStack("bf16", "the paper's and MUSE's: a model loaded in bf16 and trained by the Hugging Face Trainer "
-                   "(bf16=True, adamw_torch): bf16 weights and AdamW states, no fp32 master copy", "bf16", torch_adamw,
-                   _bytes(2, 2, 4)),
-    PrecisionStack("bf16-adam32", "open-unlearning's: bf16 weights with bitsandbytes' 32-bit AdamW states "
-                   "(paged_adamw_32bit); each update still written back to a bf16 weight with round-to-nearest",
-                   "bf16", adamw_32bit_states, _bytes(2, 2, 8)),
-    PrecisionStack("bf16-sr", "pure bf16 with stochastic rounding of the weight write-back (torchao's "
-                   "AdamW(bf16_stochastic_round=True)): every update kept in expectation, at pure bf16's memory",
-                   "bf16", StochasticRoundingAdamW, _bytes(2, 2, 4)),
-    PrecisionStack("bf16-kahan", "pure bf16 with Kahan-compensated updates (torch-optimi's AdamW(kahan_sum=True)): a "
-                   "bf16 buffer keeps what rounding dropped and adds it back", "bf16", kahan_adamw, _bytes(2, 2, 4, 2)),
-    PrecisionStack("fp32", "fp32 weights and AdamW states throughout (a model loaded in fp32 without bf16)", "fp32",
-                   torch_adamw, _bytes(4, 4, 8)),
-    PrecisionStack("mixed", "fp32 master weights, each step's forward passes autocast to bf16 (AMP; DeepSpeed bf16 "
-                   "and FSDP mixed precision keep fp32 masters too); copies: autocast's bf16 weights, held per step",
-                   "fp32", torch_adamw, _bytes(4, 4, 8, 2), autocast=True),
-)}
+# The stacks, each named by its spec in registry.STACKS (`precision_stack` looks one up by name).
+BF16 = PrecisionStack("bf16", "the paper's and MUSE's: a model loaded in bf16 and trained by the Hugging Face "
+                      "Trainer (bf16=True, adamw_torch): bf16 weights and AdamW states, no fp32 master copy", "bf16",
+                      torch_adamw, _bytes(2, 2, 4))
+BF16_ADAM32 = PrecisionStack("bf16-adam32", "open-unlearning's: bf16 weights with bitsandbytes' 32-bit AdamW "
+                             "states (paged_adamw_32bit); each update still written back to a bf16 weight with "
+                             "round-to-nearest", "bf16", adamw_32bit_states, _bytes(2, 2, 8))
+BF16_SR = PrecisionStack("bf16-sr", "pure bf16 with stochastic rounding of the weight write-back (torchao's "
+                         "AdamW(bf16_stochastic_round=True)): every update kept in expectation, at pure bf16's memory",
+                         "bf16", StochasticRoundingAdamW, _bytes(2, 2, 4))
+BF16_KAHAN = PrecisionStack("bf16-kahan", "pure bf16 with Kahan-compensated updates (torch-optimi's "
+                            "AdamW(kahan_sum=True)): a bf16 buffer keeps what rounding dropped and adds it back",
+                            "bf16", kahan_adamw, _bytes(2, 2, 4, 2))
+FP32 = PrecisionStack("fp32", "fp32 weights and AdamW states throughout (a model loaded in fp32 without bf16)", "fp32",
+                      torch_adamw, _bytes(4, 4, 8))
+MIXED = PrecisionStack("mixed", "fp32 master weights, each step's forward passes autocast to bf16 (AMP; DeepSpeed "
+                       "bf16 and FSDP mixed precision keep fp32 masters too); copies: autocast's bf16 weights, held per "
+                       "step", "fp32", torch_adamw, _bytes(4, 4, 8, 2), autocast=True)
+
+
+def precision_stack(name: str) -> PrecisionStack:
+    return resolve(STACK_SPECS[name].impl)
+
+
+def all_stacks() -> dict[str, PrecisionStack]:
+    """Every registered stack by name, in the registry's order."""
+    return {name: precision_stack(name) for name in STACK_SPECS}
+
 
 LLAMA_7B_PARAMS = 6.74e9  # Llama-2-7B
 REFERENCE_BYTES = 2  # NPO's and KLR's frozen reference model, in bf16

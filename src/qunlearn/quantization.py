@@ -1,10 +1,10 @@
-"""Quantizers (REFERENCE.md §5), one registry entry each.
+"""Two of the quantization backends of registry.BACKENDS (docs/paper.md §5); GGUF's is gguf_format.py.
 
-Two families:
-- saved: llmcompressor quantizes (RTN, GPTQ, AWQ, NVFP4, MXFP4) and writes a compressed-tensors checkpoint; evaluation
-  loads it dequantized to plain float weights, so one evaluation path serves every precision;
-- on-load: bitsandbytes formats (FP4, NF4, LLM.int8) applied while loading the full-precision checkpoint,
-  as the paper's code evaluated; never saved, since bitsandbytes' 4-bit save and reload is broken here.
+- llmcompressor quantizes (RTN, GPTQ, AWQ, NVFP4, MXFP4, each format's recipe a function here) and writes a
+  compressed-tensors checkpoint; evaluation loads it dequantized to plain float weights, so one evaluation path
+  serves every saved format;
+- bitsandbytes formats (FP4, NF4, LLM.int8) are applied while loading the full-precision checkpoint, as the paper's
+  code evaluated; never saved, since bitsandbytes' 4-bit save and reload is broken here.
 """
 
 from dataclasses import dataclass
@@ -14,8 +14,8 @@ import torch
 
 from .checkpoints import load_model, load_tokenizer
 from .errors import QunlearnError
-from .grid import CALIBRATED, check_quantizer
 from .io import atomic_dir
+from .registry import FORMATS, Format, check_format, resolve
 
 
 def rtn_oracle(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool) -> torch.Tensor:
@@ -47,22 +47,40 @@ def _scheme(bits: int, group_size: int, symmetric: bool) -> dict:
     return {"group_0": QuantizationScheme(targets=["Linear"], weights=weights)}
 
 
-# compressed-tensors' own weight-only schemes for the microscaling FP4 formats (their block size is part of them).
-FP4_SCHEMES = {"nvfp4": "NVFP4A16", "mxfp4": "MXFP4A16"}
-
-
-def _recipe(quantizer: str, bits: int, group_size: int, symmetric: bool | None) -> list:
-    from llmcompressor.modifiers.gptq import GPTQModifier
+# The llmcompressor formats' recipes, each named by its spec's `recipe`: (bits, group_size, symmetric) -> modifiers.
+def rtn_recipe(bits: int, group_size: int, symmetric: bool) -> list:
     from llmcompressor.modifiers.quantization import QuantizationModifier
+
+    return [QuantizationModifier(config_groups=_scheme(bits, group_size, symmetric), ignore=["lm_head"])]
+
+
+def gptq_recipe(bits: int, group_size: int, symmetric: bool) -> list:
+    from llmcompressor.modifiers.gptq import GPTQModifier
+
+    return [GPTQModifier(config_groups=_scheme(bits, group_size, symmetric), ignore=["lm_head"])]
+
+
+def awq_recipe(bits: int, group_size: int, symmetric: bool) -> list:
+    """AWQ only rescales; RTN then rounds."""
     from llmcompressor.modifiers.transform.awq import AWQModifier
 
-    if quantizer in FP4_SCHEMES:
-        return [QuantizationModifier(scheme=FP4_SCHEMES[quantizer], targets=["Linear"], ignore=["lm_head"])]
-    scheme = _scheme(bits, group_size, symmetric)
-    if quantizer == "gptq":
-        return [GPTQModifier(config_groups=scheme, ignore=["lm_head"])]
-    rtn = QuantizationModifier(config_groups=scheme, ignore=["lm_head"])
-    return [AWQModifier(), rtn] if quantizer == "awq" else [rtn]  # AWQ only rescales; RTN then rounds
+    _allow_awq_without_accelerator()
+    return [AWQModifier(), *rtn_recipe(bits, group_size, symmetric)]
+
+
+def _fp4_recipe(scheme: str) -> list:
+    """compressed-tensors' own weight-only scheme for a microscaling FP4 format (its block size is part of it)."""
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+
+    return [QuantizationModifier(scheme=scheme, targets=["Linear"], ignore=["lm_head"])]
+
+
+def nvfp4_recipe(bits: int, group_size: int, symmetric: None) -> list:
+    return _fp4_recipe("NVFP4A16")
+
+
+def mxfp4_recipe(bits: int, group_size: int, symmetric: None) -> list:
+    return _fp4_recipe("MXFP4A16")
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,7 @@ def calibration_dataset(tokenizer, texts: list[str], calibration: Calibration):
 
 
 def _allow_awq_without_accelerator() -> None:
-    """llmcompressor's AWQ pins its cached activations, which raises without an accelerator (REFERENCE.md §5);
+    """llmcompressor's AWQ pins its cached activations, which raises without an accelerator (docs/paper.md §5);
     pinning only speeds host-to-device copies, so on a CPU-only machine, and only there, it is a no-op."""
     from llmcompressor.pipelines.cache import IntermediatesCache
 
@@ -112,19 +130,17 @@ def quantize(model: torch.nn.Module, tokenizer, quantizer: str, bits: int, group
     the same inputs give the same weights."""
     from llmcompressor import oneshot
 
-    check_quantizer(quantizer, bits)
+    fmt = check_format(quantizer, bits)
     check_group_size(model, group_size)
     data = {}
-    if quantizer in CALIBRATED:
+    if fmt.calibrated:
         if calibration is None:
             raise QunlearnError(f"{quantizer} needs calibration text", "set quantization.calibration")
-        if quantizer == "awq":
-            _allow_awq_without_accelerator()
         data = dict(dataset=calibration_dataset(tokenizer, calibration_texts, calibration),
                     num_calibration_samples=calibration.samples, max_seq_length=calibration.seq_len,
                     shuffle_calibration_samples=False)
     torch.manual_seed(seed)
-    oneshot(model=model, processor=tokenizer, recipe=_recipe(quantizer, bits, group_size, symmetric), **data)
+    oneshot(model=model, processor=tokenizer, recipe=resolve(fmt.recipe)(bits, group_size, symmetric), **data)
 
 
 def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, quantizer: str, bits: int,
@@ -139,25 +155,22 @@ def quantize_and_save(model_dir: str | Path, tokenizer_dir: str | Path, out_dir:
         tokenizer.save_pretrained(staging)
 
 
-def load_dequantized(quantized_dir: str | Path) -> torch.nn.Module:
-    """Load a compressed-tensors checkpoint as ordinary fp32 Linear weights. compressed-tensors decompresses
-    NVFP4 in bf16 (the fake-quantized weights rounded once to bf16, a test checks), so the model is cast back to
-    fp32, which is exact."""
+def load_dequantized(quantized_dir: str | Path, fmt: Format | None = None) -> torch.nn.Module:
+    """Load a compressed-tensors checkpoint as ordinary fp32 Linear weights (its format is in its own config).
+    compressed-tensors decompresses NVFP4 in bf16 (the fake-quantized weights rounded once to bf16, a test
+    checks), so the model is cast back to fp32, which is exact."""
     from transformers import CompressedTensorsConfig
 
     return load_model(quantized_dir, "fp32", quantization_config=CompressedTensorsConfig(dequantize=True)).float()
 
 
-def load_bitsandbytes(model_dir: str | Path, quantizer: str) -> torch.nn.Module:
-    """Quantize on load with bitsandbytes, as the paper's code evaluated (lm_head stays full precision)."""
+def load_bitsandbytes(model_dir: str | Path, fmt: Format) -> torch.nn.Module:
+    """Quantize on load with bitsandbytes in the format's recipe (BitsAndBytesConfig's arguments), as the paper's
+    code evaluated (lm_head stays full precision); 4-bit formats compute in fp32."""
     from transformers import BitsAndBytesConfig
 
-    configs = {
-        "bnb-fp4": dict(load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_compute_dtype=torch.float32),
-        "bnb-nf4": dict(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32),
-        "bnb-int8": dict(load_in_8bit=True),
-    }
-    return load_model(model_dir, "fp32", quantization_config=BitsAndBytesConfig(**configs[quantizer]))
+    compute = {"bnb_4bit_compute_dtype": torch.float32} if fmt.recipe.get("load_in_4bit") else {}
+    return load_model(model_dir, "fp32", quantization_config=BitsAndBytesConfig(**fmt.recipe, **compute))
 
 
 def bitsandbytes_dequantized(weight: torch.Tensor, quantizer: str) -> torch.Tensor:
@@ -166,9 +179,10 @@ def bitsandbytes_dequantized(weight: torch.Tensor, quantizer: str) -> torch.Tens
     each; LLM.int8: per-row absmax int8 of the fp16 weight."""
     import bitsandbytes.functional as F
 
-    if quantizer == "bnb-int8":
+    recipe = FORMATS[quantizer].recipe
+    if recipe.get("load_in_8bit"):
         codes, scales, _ = F.int8_vectorwise_quant(weight.half())
         return codes.float() * scales.float()[:, None] / 127
-    packed, state = F.quantize_4bit(weight.float(), blocksize=64, quant_type=quantizer.removeprefix("bnb-"),
+    packed, state = F.quantize_4bit(weight.float(), blocksize=64, quant_type=recipe["bnb_4bit_quant_type"],
                                     compress_statistics=False)
     return F.dequantize_4bit(packed, state)

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from .errors import ConfigErrors, QunlearnError
+from .registry import with_enums
 
 # YAML 1.2's (and JSON's) numbers. YAML 1.1, which PyYAML and so Snakemake read, takes `3e-5` for text (its floats
 # need a dot), and Snakemake's --config parser gives every nested value as text.
@@ -30,7 +31,8 @@ NAME_RULES = {"^[A-Za-z0-9][A-Za-z0-9_.+-]*$": ("letters, digits and _ . + -, st
 
 
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The config schema with the registry's names as its enums (methods, stacks, formats, attacks: registry.ENUMS)."""
+    return with_enums(yaml.safe_load(Path(path).read_text()))
 
 
 def validated(config: dict, schema: dict) -> dict:

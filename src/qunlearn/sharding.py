@@ -1,4 +1,4 @@
-"""Unlearning one model across the processes of a torchrun job with PyTorch's FSDP2 (REFERENCE.md §11).
+"""Unlearning one model across the processes of a torchrun job with PyTorch's FSDP2 (docs/paper.md §11).
 
 Each process holds 1/N of every parameter, gradient and AdamW state (`fully_shard` per decoder layer, then the
 root); FSDP2 gathers one layer's weights at a time for the forward and backward. Every process draws the same
@@ -22,16 +22,8 @@ from .checkpoints import DTYPES, load_model, save_model
 from .data import Batch
 from .errors import QunlearnError
 from .launch import sharded_precision
-from .unlearning import (
-    LossContext,
-    ga_loss,
-    gdr_loss,
-    klr_logits_loss,
-    klr_loss,
-    needs_reference,
-    npo_logits_loss,
-    npo_loss,
-)
+from .registry import LossFn, method
+from .unlearning import LossContext
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +78,13 @@ def _sequences(batch: Batch) -> int:
     return len(batch.input_ids)
 
 
-# What each loss is a mean over, so that a share's mean can be weighted by its part of the global count. The raw-
-# logit variants average over rows × positions × vocabulary (or per row), and every share keeps the batch's width.
-LOSS_UNITS: dict[Callable, Callable[[Batch], int]] = {
-    ga_loss: _label_tokens,
-    gdr_loss: _label_tokens,
-    npo_loss: _sequences,
-    klr_loss: _attended_positions,
-    npo_logits_loss: _sequences,
-    klr_logits_loss: _sequences,
+# What a loss is a mean over (its spec's `units`), so that a share's mean can be weighted by its part of the global
+# count. The raw-logit variants average over rows × positions × vocabulary (or per row), and every share keeps the
+# batch's width: per row, as `sequences`.
+UNIT_COUNTS: dict[str, Callable[[Batch], int]] = {
+    "label_tokens": _label_tokens,
+    "sequences": _sequences,
+    "attended_positions": _attended_positions,
 }
 
 
@@ -128,12 +118,12 @@ class RankShares:
         index = torch.tensor_split(torch.arange(len(batch.input_ids)), self.world)[self.rank]
         return (rows(batch, index), True) if len(index) else (rows(batch, torch.tensor([-1])), False)
 
-    def loss(self, loss_fn: Callable, ctx: LossContext, batch: Batch) -> torch.Tensor:
-        if loss_fn not in LOSS_UNITS:
-            raise QunlearnError(f"{loss_fn.__name__} has no entry in sharding.LOSS_UNITS, so it cannot be sharded",
-                                "unlearn with unlearning.shards: 1, or add what the loss averages over")
+    def loss(self, loss_fn: LossFn, ctx: LossContext, batch: Batch) -> torch.Tensor:
+        if loss_fn.units not in UNIT_COUNTS:
+            raise QunlearnError(f"{loss_fn.impl} is a mean over {loss_fn.units!r}, which sharding cannot count",
+                                f"unlearn with unlearning.shards: 1, or give its spec units in {sorted(UNIT_COUNTS)}")
         share, real = self.share(batch)
-        units = LOSS_UNITS[loss_fn]
+        units = UNIT_COUNTS[loss_fn.units]
         weight = units(share) / units(batch) if real else 0.0
         return loss_fn(ctx, share.to(ctx.model.device)) * weight
 
@@ -162,11 +152,11 @@ class ShardedModels:
         """A model to train (or to evaluate as the training model is), sharded in the precision's policy."""
         return shard(self._load(path, self.spec.weights), self.mesh, self.spec.compute, self.spec.reduce)
 
-    def plan(self, target: str, method: str) -> RankShares:
+    def plan(self, target: str, method_name: str) -> RankShares:
         """The steps' plan, with the frozen reference for NPO and KLR sharded too (forward only, no optimizer
         state), in its own dtype with no policy."""
         reference = None
-        if needs_reference(method):
+        if method(method_name).frozen:
             reference = shard(self._load(target, self.spec.reference), self.mesh).eval().requires_grad_(False)
         return RankShares(reference, dist.get_rank(), self.shards, self.device)
 

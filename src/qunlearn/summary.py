@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 
 from . import confidence
-from .grid import SURE_SUFFIX
+from .registry import STACKS, methods
 from .io import read_json, write_text
 from .metrics import privleak
 
 METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 ITEM_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")  # means over items, each with a bootstrap interval
 FORGET_METRICS = ("verbmem_f", "knowmem_f")
-CONSTRAINED_METHODS = ("ga_gdr", "ga_klr", "npo_gdr", "npo_klr")  # those with a utility (retain) term
 QUANTIZATION_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id (full, rtn-w4g64, bnb-fp4-w4)
 # An attacked model (attack.smk) is a format of its own: the attack's id, "" for every other row.
 FORMAT_KEYS = [*QUANTIZATION_KEYS, "attack"]
@@ -27,8 +26,6 @@ FULL = dict(format="full", quantizer="none", bits=32, group_size="", attack="")
 # the paper's ratio m(model, p) / m(target, p), and the share of the target's excess over the retrain model
 # that remains, (m(model, p) - m(retrain, p)) / (m(target, p) - m(retrain, p)), whose floor is the retrain model.
 VIEWS = ("ratio", "excess")
-# The precision stacks the contrast compares every other one with: those with fp32 master weights.
-CONTRAST_REFERENCES = ("fp32", "mixed")
 
 
 def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str, dict]], auc_retrain: dict,
@@ -199,9 +196,10 @@ def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The grid's utility-constrained, non-diverged unlearned rows (audited models have their own `verdicts`), not
     attacked (attacks.csv has those)."""
     table = unattacked(table)
-    base_method = table["method"].str.removesuffix(SURE_SUFFIX)
-    rows = table[base_method.isin(CONSTRAINED_METHODS) & ~table["diverged"] & ~table["audited"]]
-    return rows.assign(sure=rows["method"].str.endswith(SURE_SUFFIX))
+    specs = methods()  # the registry's: a method is constrained by its retain term (registry.Method.constrained)
+    constrained = table["method"].map(lambda name: name in specs and specs[name].constrained).astype(bool)
+    rows = table[constrained & ~table["diverged"] & ~table["audited"]]
+    return rows.assign(sure=rows["method"].map(lambda name: specs[name].sure).astype(bool))
 
 
 def group_rng(key) -> np.random.Generator:
@@ -377,7 +375,8 @@ def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
     rows = rows.assign(change=[samples[key]["ratio"] for key in zip(*(rows[k] for k in ROW_KEYS))])
     keys, pairs = ["sure", *FORMAT_KEYS], ["corpus", "method", "lr", "target_seed", "seed"]
-    references = [r for r in CONTRAST_REFERENCES if r in set(rows["unlearn_precision"])]
+    # every other stack is compared with those with fp32 master weights
+    references = [name for name, stack in STACKS.items() if stack.fp32_master and name in set(rows["unlearn_precision"])]
     results = []
     for key, group in rows.groupby(keys, sort=False, dropna=False):
         by_stack = {stack: part.set_index(pairs) for stack, part in group.groupby("unlearn_precision", sort=False)}

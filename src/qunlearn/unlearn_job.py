@@ -21,7 +21,8 @@ from .evaluation import knowmem_metrics
 from .io import write_json
 from .launch import UnlearnJob
 from .muse import load_corpus
-from .unlearning import WEIGHT_DTYPES, SureSettings, UnlearnSettings, forgets_like_retrain, unlearn
+from .precision_stacks import precision_stack
+from .unlearning import SureSettings, UnlearnSettings, forgets_like_retrain, unlearn
 
 
 class LocalModels:
@@ -30,7 +31,7 @@ class LocalModels:
     main, shards = True, 1
 
     def __init__(self, precision: str):
-        self.dtype = WEIGHT_DTYPES[precision]
+        self.dtype = precision_stack(precision).weight_dtype
 
     def load(self, path: str) -> torch.nn.Module:
         return load_model(path, self.dtype)

@@ -1,7 +1,7 @@
-"""Unlearning: L = L_forget(forget batch) + α · L_retain(retain batch) (REFERENCE.md §4).
+"""Unlearning: L = L_forget(forget batch) + α · L_retain(retain batch) (docs/paper.md §4).
 
-A method is a forget loss and an optional retain regulariser, each one small function in a registry:
-GA_KLR is `ga` + `klr`. The losses use normalised distributions and sequence log-likelihoods; the reference
+A method is a forget loss and an optional retain regulariser, each one small function here named by its spec in
+registry.LOSSES: GA_KLR is `ga` + `klr`. The losses use normalised distributions and sequence log-likelihoods; the reference
 code's raw-logit variants are kept as `loss_variant: muse`, to reproduce published numbers. A `_sure` suffix
 (GA_KLR_SURE) updates only the modules that the forget loss's gradient marks as salient.
 """
@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch.distributed.tensor import DTensor
 
 from .data import Batch, batches, encode_documents, pack
-from .grid import METHODS, parse_method
-from .precision_stacks import STACKS
+from .precision_stacks import precision_stack
+from .registry import LossFn
+from .registry import method as method_spec
 from .training import seed_everything
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def klr_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     return kl_divergence(ref_logits, logits, batch.attention_mask.bool())
 
 
-# MUSE's code (muse_bench baselines/iterative.py; REFERENCE.md §4): raw logits taken for log-probabilities,
+# MUSE's code (muse_bench baselines/iterative.py; docs/paper.md §4): raw logits taken for log-probabilities,
 # element-wise over every position and vocabulary entry, padding included.
 def npo_logits_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     logits = _logits(ctx.model, batch)
@@ -116,23 +117,6 @@ def klr_logits_loss(ctx: LossContext, batch: Batch) -> torch.Tensor:
     return F.kl_div(logits, ref_logits, reduction="batchmean", log_target=True)
 
 
-# Keyed by the names in grid.py, from which the methods are composed.
-FORGET_LOSSES: dict[str, Callable] = {"ga": ga_loss, "npo": npo_loss}
-RETAIN_LOSSES: dict[str, Callable] = {"gdr": gdr_loss, "klr": klr_loss}
-LOSS_VARIANTS: dict[str, dict[str, Callable]] = {
-    "standard": {},
-    "muse": {"npo": npo_logits_loss, "klr": klr_logits_loss},  # replace these entries of the registries
-}
-
-
-def needs_reference(method: str) -> bool:
-    forget, retain = METHODS[parse_method(method)[0]]
-    return forget == "npo" or retain == "klr"
-
-
-def _loss(name: str, variant: str) -> Callable:
-    return LOSS_VARIANTS[variant].get(name) or {**FORGET_LOSSES, **RETAIN_LOSSES}[name]
-
 
 @dataclass
 class SureSettings:
@@ -140,15 +124,11 @@ class SureSettings:
     mask: str  # "per_step" (the paper's code) or "once" (chosen before training from the whole forget set)
 
 
-# The dtype each precision stack keeps its weights in while unlearning (the model is loaded and saved in it).
-WEIGHT_DTYPES = {name: stack.weight_dtype for name, stack in STACKS.items()}
-
-
 def step_precision(precision: str, device: torch.device):
     """The context for one optimizer step's forward passes. `mixed` autocasts them to bf16 over fp32 weights.
     Entered per step, never around the loop: autocast keeps its bf16 copies of the weights until the
     outermost context exits, so an enclosing context would feed every later step the step-0 weights."""
-    if STACKS[precision].autocast:
+    if precision_stack(precision).autocast:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -165,7 +145,7 @@ class WholeBatches:
     def forward_context(self, precision: str, device: torch.device):
         return step_precision(precision, device)
 
-    def loss(self, loss_fn: Callable, ctx: "LossContext", batch: Batch) -> torch.Tensor:
+    def loss(self, loss_fn: LossFn, ctx: "LossContext", batch: Batch) -> torch.Tensor:
         return loss_fn(ctx, batch.to(ctx.model.device))  # the losses compare logits with the batch's labels
 
     def total(self, loss: torch.Tensor) -> float:
@@ -182,7 +162,7 @@ class UnlearnSettings:
     max_len: int
     alpha: float
     beta: float
-    precision: str  # a precision stack (UNLEARN_PRECISIONS); the model comes in WEIGHT_DTYPES[precision]
+    precision: str  # a precision stack (registry.STACKS); the model comes in its weight dtype
     seed: int
     loss_variant: str = "standard"
     sure: SureSettings | None = None  # required for a `_sure` method
@@ -235,13 +215,13 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
     `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough). `plan` computes each
     step's losses (default: the whole batch in this process; `sharding.RankShares`: this rank's share)."""
     plan = plan or WholeBatches()
-    base_method, sure = parse_method(settings.method)
+    method = method_spec(settings.method)
+    sure = method.sure
     seed_everything(settings.seed)
     rng = random.Random(settings.seed)
-    forget_name, retain_name = METHODS[base_method]
-    forget_fn = _loss(forget_name, settings.loss_variant)
-    retain_fn = _loss(retain_name, settings.loss_variant) if retain_name else None
-    reference = plan.frozen_copy(model) if needs_reference(settings.method) else None
+    forget_fn = method.forget.implementation(settings.loss_variant)
+    retain_fn = method.retain.implementation(settings.loss_variant) if method.retain else None
+    reference = plan.frozen_copy(model) if method.frozen else None
     ctx = LossContext(model, reference, settings.beta, plan.caches_reference)
     bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
     forget_chunks = pack(encode_documents(tokenizer, forget_texts), settings.max_len, bos)
@@ -250,8 +230,8 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
     mask_once = sure and settings.sure.mask == "once"
     fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad, plan) if mask_once else None
     selected = Counter({module_of(name): 0 for name, _ in model.named_parameters()})
-    optimizer = STACKS[settings.precision].optimizer([p for p in model.parameters() if p.requires_grad],
-                                                     settings.lr, settings.seed)
+    optimizer = precision_stack(settings.precision).optimizer(
+        [p for p in model.parameters() if p.requires_grad], settings.lr, settings.seed)
     history, diverged_at, steps = [], None, 0
     for epoch in range(1, settings.epochs + 1):
         forget_batches = batches(forget_chunks, settings.batch_size, pad, rng)
@@ -308,7 +288,7 @@ def _finite_gradients(model: torch.nn.Module) -> bool:
     return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
-def _mask_once(ctx: LossContext, forget_fn: Callable, forget_chunks: list[list[int]], settings: UnlearnSettings,
+def _mask_once(ctx: LossContext, forget_fn: LossFn, forget_chunks: list[list[int]], settings: UnlearnSettings,
                pad: int, plan: WholeBatches) -> set[str]:
     """The salient modules from the forget loss's gradient over the whole forget set; the others are frozen."""
     for forget_batch in batches(forget_chunks, settings.batch_size, pad, random.Random(settings.seed)):

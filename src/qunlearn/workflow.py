@@ -1,4 +1,5 @@
-"""What every workflow script does first: log to the rule's log file and size torch's thread pool."""
+"""What every workflow script does first: log to the rule's log file, size torch's thread pool and register the
+config's extensions."""
 
 import importlib.util
 import logging
@@ -7,13 +8,15 @@ import sys
 from importlib import metadata
 
 import qunlearn
+from qunlearn.registry import import_extensions
 
 # The packages whose versions can change a result: recorded with every metrics file.
 RESULT_PACKAGES = ("torch", "transformers", "llmcompressor", "compressed-tensors", "bitsandbytes", "tokenizers")
 
 
 def start(snakemake) -> None:
-    """Send logging, warnings, stdout and stderr to the rule's `log:` file and use the rule's `threads:`."""
+    """Send logging, warnings, stdout and stderr to the rule's `log:` file, use the rule's `threads:`, and import the
+    modules of the config's `extensions:` (their specs name what this job may run)."""
     handle = open(snakemake.log[0], "a", buffering=1)
     for stream in (sys.stdout, sys.stderr):  # at the descriptor level: libraries' own handlers land here too
         stream.flush()
@@ -26,6 +29,7 @@ def start(snakemake) -> None:
         import torch
 
         torch.set_num_threads(snakemake.threads)
+    import_extensions(snakemake.config.get("extensions", []))
 
 
 def package_versions() -> dict[str, str]:

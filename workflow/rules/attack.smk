@@ -1,16 +1,6 @@
 # Attacks other than quantization (docs/attacks.md): relearning on half A of the forget set, benign fine-tuning and
 # pruning, each run on the target, the retrain and every unlearned model, and evaluated like a precision (evaluate
 # rule, `precision` = the attack's id). Their verdicts, scored on half B's items, come with the summary.
-from qunlearn.splits import check_halves, start_up_split
-
-# Before any job runs: a forget set too small to split refuses the attacks.
-if ATTACK_SPECS:
-    with stop_on_error():
-        for corpus in CORPORA:
-            spec = config["corpora"][corpus]
-            check_halves(start_up_split(spec, config["seed"]), corpus, spec)
-
-
 rule split_forget:
     input:
         corpus=corpus_dir,
@@ -50,7 +40,7 @@ rule attack:
     resources:
         **job_resources("attack"),
     params:
-        settings=lambda wc: attack_settings(wc.attack),
+        settings=lambda wc: PROVENANCE.attack_settings(wc.attack),
         seed=config["seed"],
     script:
         "../scripts/attack.py"

@@ -13,21 +13,13 @@ os.environ.update(
 
 from qunlearn.audit import Reference, audited_models
 from qunlearn.errors import stop_on_error
-from qunlearn.config import (
-    attack_specs,
-    check_config,
-    group_size,
-    method_lrs,
-    precision_id,
-    settings_hash,
-)
-from qunlearn.grid import CALIBRATED, FIGURES, QUANTIZERS, parse_method
-from qunlearn.launch import check_shards
+from qunlearn.config import attack_specs, check_config, method_lrs, precision_id
+from qunlearn.provenance import Provenance
+from qunlearn.registry import FIGURES, backend
 from qunlearn.identity import (
     BASE_ROLES,
     GRID_NAME_PATTERN,
     ModelId,
-    UnlearnedName,
     parse_target_folder,
     target_folder,
     unlearned_name,
@@ -35,7 +27,6 @@ from qunlearn.identity import (
 
 with stop_on_error():
     check_config(config)
-    check_shards(config)
 
 # The paper's published table, shipped with the workflow (resources/), read wherever the run's folder is.
 PAPER_TABLE = str(Path(workflow.basedir, "resources/paper_muse_news.csv"))
@@ -106,11 +97,14 @@ FORMATS = {
 }
 QUANTIZED_PRECISIONS = list(FORMATS)
 PRECISIONS = ["full"] + QUANTIZED_PRECISIONS
-SAVED_PRECISIONS = [p for p, f in FORMATS.items() if QUANTIZERS[f["quantizer"]].saved]
-GGUF_PRECISIONS = [
-    p for p in SAVED_PRECISIONS if QUANTIZERS[FORMATS[p]["quantizer"]].gguf
-]
-COMPRESSED_PRECISIONS = [p for p in SAVED_PRECISIONS if p not in GGUF_PRECISIONS]
+SAVED_PRECISIONS = [p for p, f in FORMATS.items() if backend(f["quantizer"]).saved]
+
+
+def precisions_written_by(rule):
+    """The saved formats whose backend's quantizer runs in `rule` (quantize.smk)."""
+    return [p for p, f in FORMATS.items() if backend(f["quantizer"]).rule == rule]
+
+
 # Attacks other than quantization (attack.smk), by id: each evaluated at full precision from its own checkpoint.
 ATTACK_SPECS = attack_specs(config)
 # Every model at every precision (the retrain model too, the floor of the excess view), and under every attack.
@@ -156,7 +150,7 @@ def tokenizer_dir(wildcards):
 
 
 def audited_of(model):
-    return AUDITED[model.corpus].get(model.name) if model.role == "audited" else None
+    return PROVENANCE.audited_of(model)
 
 
 def model_tokenizer_dir(wildcards):
@@ -197,28 +191,6 @@ def quantized_dir(wildcards):
     return f"results/quantized/{model_of(wildcards).folder}/{wildcards.precision}"
 
 
-def unlearn_settings(unlearned):
-    name = UnlearnedName.parse(unlearned)
-    keys = ("epochs", "batch_size", "max_len", "alpha", "beta", "loss_variant")
-    return {
-        "method": name.method,
-        "lr": float(name.lr),
-        "precision": name.precision,
-        "seed": name.seed,
-        **{k: config["unlearning"][k] for k in keys},
-    }
-
-
-def sure_settings(unlearned):
-    """SURE's gamma and mask for a _sure method, None otherwise."""
-    sure = config["unlearning"]["sure"]
-    return (
-        {"gamma": sure["gamma"], "mask": sure["mask"]}
-        if parse_method(UnlearnedName.parse(unlearned).method)[1]
-        else None
-    )
-
-
 def checkpoint_rule_input(wildcards):
     """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget, which the unlearning job
     measures itself (so evaluation settings do not reach unlearning)."""
@@ -228,15 +200,9 @@ def checkpoint_rule_input(wildcards):
     return {}
 
 
-def loader_of(precision):
-    """How evaluation loads the model: as saved, dequantized from a compressed-tensors checkpoint or a GGUF file,
-    or quantized on load."""
-    if precision == "full" or precision in ATTACK_SPECS:
-        return "full"
-    quantizer = QUANTIZERS[FORMATS[precision]["quantizer"]]
-    if not quantizer.saved:
-        return quantizer.name
-    return "gguf" if quantizer.gguf else "dequantize"
+def quantizer_of(precision):
+    """The format's quantizer, whose backend loads the model for evaluation; None: the checkpoint as saved."""
+    return FORMATS[precision]["quantizer"] if precision in FORMATS else None
 
 
 def attacked_dir(wildcards):
@@ -271,95 +237,8 @@ def quantize_input(wildcards):
     }
 
 
-def quantize_settings(precision):
-    fmt = FORMATS[precision]
-    quantizer = fmt["quantizer"]
-    if not QUANTIZERS[quantizer].saved:
-        return {"quantizer": quantizer, "bits": fmt["bits"]}
-    calibrated = quantizer in CALIBRATED
-    return {
-        "quantizer": quantizer,
-        "bits": fmt["bits"],
-        "group_size": group_size(fmt, config["quantization"]),
-        "symmetric": config["quantization"]["symmetric"].get(quantizer),  # none for FP4
-        "calibration": config["quantization"]["calibration"] if calibrated else None,
-    }
-
-
-def summary_row(model, precision):
-    """The summary's key columns for one metrics file."""
-    name, audited = model.unlearned, audited_of(model)
-    fmt = FORMATS.get(precision, {"quantizer": "none", "bits": 32})
-    saved = fmt["quantizer"] != "none" and QUANTIZERS[fmt["quantizer"]].saved
-    return dict(
-        corpus=model.corpus,
-        target_seed=model.target_seed,
-        model=model.name,
-        audited=audited is not None,
-        method=name.method if name else audited.method if audited else "",
-        lr=name.lr if name else (audited.lr or "") if audited else "",
-        unlearn_precision=(
-            name.precision if name else audited.unlearn_precision if audited else ""
-        ),
-        seed=name.seed if name else "",
-        format=precision,
-        quantizer=fmt["quantizer"],
-        bits=fmt["bits"],
-        group_size=group_size(fmt, config["quantization"]) if saved else "",
-        attack=precision if precision in ATTACK_SPECS else "",
-        config_hash=settings_hash(result_settings(model, precision)),
-    )
-
-
-def result_settings(model, precision):
-    """Every config value one metrics file depends on, from the corpus to the evaluation."""
-    audited, grid = audited_of(model), model.role == "unlearned"
-    return {
-        "seed": config["seed"],
-        "corpus": config["corpora"][model.corpus],
-        "tokenizer": config["tokenizer"],
-        # pretraining and fine-tuning; a target's own seed is target_seed (adding a seed changes no other result)
-        "model": {k: v for k, v in config["model"].items() if k != "seeds"},
-        "target_seed": model.target_seed,
-        "unlearning": (
-            unlearn_settings(model.name)
-            if grid
-            else {"audited": vars(audited)} if audited else None
-        ),
-        "sure": sure_settings(model.name) if grid else None,
-        "checkpoint": config["unlearning"]["checkpoint"] if grid else None,
-        "shards": config["unlearning"]["shards"] if grid else None,
-        "quantization": quantize_settings(precision) if precision in FORMATS else None,
-        "evaluation": config["evaluation"],
-        # only attacked rows: the other rows' hashes stay as they were before attacks existed
-        **({"attack": attack_settings(precision)} if precision in ATTACK_SPECS else {}),
-    }
-
-
-def attack_settings(attack):
-    """An attack's knobs, with the config values its job also depends on: the training attacks' chunk length
-    (unlearning's), the calibrated pruning methods' calibration (GPTQ's)."""
-    spec = ATTACK_SPECS[attack]
-    if spec["kind"] != "prune":
-        return {**spec, "max_len": config["unlearning"]["max_len"]}
-    if spec["method"] != "magnitude":
-        return {**spec, "calibration": config["quantization"]["calibration"]}
-    return spec
-
-
-ARCHITECTURE = {
-    k: config["model"][k]
-    for k in ("hidden", "layers", "heads", "intermediate", "max_position")
-}
-
-
-def training_settings(stage):
-    """One stage of the embedded models' training (pretrain or finetune): its loop's settings."""
-    keys = ("epochs", "batch_size", "lr", "warmup_steps")
-    return {
-        **{k: config["model"][stage][k] for k in keys},
-        "train_len": config["model"]["train_len"],
-    }
+# What each job and each result depends on (provenance.py): every value a rule reads from the config, as params.
+PROVENANCE = Provenance(config, FORMATS, ATTACK_SPECS, AUDITED)
 
 
 def job_resources(rule):

@@ -13,7 +13,7 @@ rule evaluate:
     resources:
         **job_resources("evaluate"),
     params:
-        loader=lambda wc: loader_of(wc.precision),
+        quantizer=lambda wc: quantizer_of(wc.precision),
         batch_size=config["evaluation"]["batch_size"],
         mink_k=config["evaluation"]["mink_k"],
     script:

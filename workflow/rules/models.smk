@@ -16,8 +16,8 @@ rule pretrain:
     resources:
         **job_resources("pretrain"),
     params:
-        architecture=ARCHITECTURE,
-        training=training_settings("pretrain"),
+        architecture=PROVENANCE.architecture,
+        training=PROVENANCE.training_settings("pretrain"),
         save_dtype=config["model"]["save_dtype"],
         seed=config["seed"],
     script:
@@ -44,7 +44,7 @@ rule finetune:
     resources:
         **job_resources("finetune"),
     params:
-        training=training_settings("finetune"),
+        training=PROVENANCE.training_settings("finetune"),
         save_dtype=config["model"]["save_dtype"],
         seed=lambda wc: parse_target_folder(wc.pair),
     script:

@@ -10,14 +10,14 @@ rule quantize:
     benchmark:
         "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
     wildcard_constraints:
-        precision=one_of(COMPRESSED_PRECISIONS),
+        precision=one_of(precisions_written_by("quantize")),
     conda:
         "../../envs/quantize.yaml"
     threads: config["threads"]
     resources:
         **job_resources("quantize"),
     params:
-        settings=lambda wc: quantize_settings(wc.precision),
+        settings=lambda wc: PROVENANCE.quantize_settings(wc.precision),
         seed=config["seed"],
     script:
         "../scripts/quantize.py"
@@ -35,7 +35,7 @@ rule quantize_gguf:
     benchmark:
         "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
     wildcard_constraints:
-        precision=one_of(GGUF_PRECISIONS),
+        precision=one_of(precisions_written_by("quantize_gguf")),
     conda:
         "../../envs/gguf.yaml"
     threads: config["threads"]

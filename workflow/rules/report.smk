@@ -60,14 +60,18 @@ rule summarize:
     resources:
         **job_resources("summarize"),
     params:
-        rows=[summary_row(model, precision) for model, precision in EVALUATIONS],
+        rows=[
+            PROVENANCE.summary_row(model, precision)
+            for model, precision in EVALUATIONS
+        ],
         record_rows=[
-            summary_row(model, "full")
+            PROVENANCE.summary_row(model, "full")
             for model in UNLEARNED_MODELS
             if model.role == "unlearned"
         ],
         mechanism_rows=[
-            summary_row(model, precision) for model, precision in MEASUREMENTS
+            PROVENANCE.summary_row(model, precision)
+            for model, precision in MEASUREMENTS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
         margin=config["report"]["margin"],
@@ -136,9 +140,9 @@ rule plots:
                 f"results/plots/{figure}.png",
                 caption=f"../report/{figure}.rst",
                 # the headline figure first: the report sorts categories by name
-                category="Answer" if figure == "recovery_verdicts" else "Figures",
+                category=spec.category,
             )
-            for figure in FIGURES
+            for figure, spec in FIGURES.items()
         },
     log:
         "results/logs/plots.log",

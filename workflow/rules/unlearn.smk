@@ -22,8 +22,8 @@ rule unlearn:
     resources:
         **job_resources("unlearn"),
     params:
-        settings=lambda wc: unlearn_settings(wc.unlearned),
-        sure=lambda wc: sure_settings(wc.unlearned),
+        settings=lambda wc: PROVENANCE.unlearn_settings(wc.unlearned),
+        sure=lambda wc: PROVENANCE.sure_settings(wc.unlearned),
         epoch_metrics=config["unlearning"]["epoch_metrics"],
         eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
         checkpoint=config["unlearning"]["checkpoint"],

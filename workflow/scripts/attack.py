@@ -1,13 +1,15 @@
-from qunlearn.attacks import ATTACK_FUNCTIONS, load_dtype
+from qunlearn.attacks import load_dtype
 from qunlearn.checkpoints import load_model, load_tokenizer, save_model
 from qunlearn.io import read_json
 from qunlearn.muse import load_corpus
+from qunlearn.registry import ATTACKS, resolve
 from qunlearn.splits import ForgetSplit
 from qunlearn.workflow import start
 
 start(snakemake)
 i, settings = snakemake.input, snakemake.params.settings
 model = load_model(i.model, load_dtype(settings))
-record = ATTACK_FUNCTIONS[settings["kind"]](model, load_tokenizer(i.tokenizer), load_corpus(i.corpus),
-                                            ForgetSplit.from_json(read_json(i.split)), settings, snakemake.params.seed)
+attack = resolve(ATTACKS[settings["kind"]].impl)
+record = attack(model, load_tokenizer(i.tokenizer), load_corpus(i.corpus), ForgetSplit.from_json(read_json(i.split)),
+                settings, snakemake.params.seed)
 save_model(model, snakemake.output[0], extra_json={"attack.json": {"settings": settings, **record}})

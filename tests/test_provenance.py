@@ -1,0 +1,87 @@
+"""What each job and result depends on (provenance.py): the settings passed as params, the summary's key columns,
+and a provenance hash that moves with exactly the settings a result depends on."""
+
+import copy
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from qunlearn.config import attack_specs, precision_id
+from qunlearn.identity import ModelId
+from qunlearn.provenance import Provenance
+from qunlearn.settings import load_schema, validated
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
+CI = yaml.safe_load((ROOT / "presets/ci.yaml").read_text())
+TARGET = ModelId("toy-news", 0, "target")
+RETRAIN = ModelId("toy-news", 0, "retrain")
+UNLEARNED = ModelId("toy-news", 0, "npo_gdr_sure_lr1e-4_bf16_s0")
+
+
+def _provenance(change=lambda config: None) -> Provenance:
+    config = copy.deepcopy(CI)
+    config["attacks"] = [{"kind": "prune"}]
+    change(config)
+    config = validated(config, load_schema(SCHEMA))
+    validate(config, SCHEMA, set_default=True)
+    formats = {precision_id(f, config["quantization"]): f for f in config["quantization"]["formats"]}
+    return Provenance(config, formats, attack_specs(config), {"toy-news": {}})
+
+
+def _hash(provenance: Provenance, model: ModelId, format_id: str = "full") -> str:
+    return provenance.summary_row(model, format_id)["config_hash"]
+
+
+def test_summary_rows_name_the_model_its_format_and_its_attack():
+    provenance = _provenance()
+    row = provenance.summary_row(UNLEARNED, "rtn-w4g32")
+    assert {k: row[k] for k in ("model", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits",
+                                "group_size", "attack")} == {
+        "model": UNLEARNED.name, "method": "npo_gdr_sure", "lr": "1e-4", "unlearn_precision": "bf16", "seed": 0,
+        "quantizer": "rtn", "bits": 4, "group_size": 32, "attack": ""}
+    on_load = provenance.summary_row(TARGET, "bnb-fp4-w4")
+    assert (on_load["method"], on_load["group_size"], on_load["quantizer"]) == ("", "", "bnb-fp4")
+    attacked = provenance.summary_row(TARGET, "prune-wanda-50")
+    assert (attacked["attack"], attacked["quantizer"], attacked["bits"]) == ("prune-wanda-50", "none", 32)
+
+
+def test_quantize_settings_take_each_format_s_own_defaults():
+    provenance = _provenance()
+    assert provenance.quantize_settings("rtn-w4g32") == {"quantizer": "rtn", "bits": 4, "group_size": 32,
+                                                         "symmetric": False, "calibration": None}
+    gptq = provenance.quantize_settings("gptq-w4g32")
+    assert gptq["symmetric"] is True and gptq["calibration"]["samples"] == 4
+    assert provenance.quantize_settings("bnb-fp4-w4") == {"quantizer": "bnb-fp4", "bits": 4}
+    symmetric = _provenance(lambda c: c["quantization"].update(symmetric={"rtn": True}))
+    assert symmetric.quantize_settings("rtn-w4g32")["symmetric"] is True
+
+
+def test_the_hash_moves_with_exactly_what_a_result_depends_on():
+    base = _provenance()
+    alpha = _provenance(lambda c: c["unlearning"].update(alpha=0.5))
+    assert _hash(alpha, UNLEARNED) != _hash(base, UNLEARNED)  # unlearning settings: the unlearned models only
+    assert _hash(alpha, TARGET) == _hash(base, TARGET) and _hash(alpha, RETRAIN) == _hash(base, RETRAIN)
+    batch = _provenance(lambda c: c["evaluation"].update(batch_size=8))
+    assert _hash(batch, TARGET) != _hash(base, TARGET)  # evaluation settings: every result
+    seeds = _provenance(lambda c: c["model"].update(seeds=[0, 1]))
+    assert _hash(seeds, TARGET) == _hash(base, TARGET)  # another target seed changes no existing result
+    calibration = _provenance(lambda c: c["quantization"]["calibration"].update(samples=8))
+    assert _hash(calibration, TARGET, "gptq-w4g32") != _hash(base, TARGET, "gptq-w4g32")
+    assert _hash(calibration, TARGET, "rtn-w4g32") == _hash(base, TARGET, "rtn-w4g32")  # RTN reads no text
+    assert _hash(calibration, TARGET, "prune-wanda-50") != _hash(base, TARGET, "prune-wanda-50")  # Wanda does
+    no_attacks = _provenance(lambda c: c.update(attacks=[]))
+    assert _hash(no_attacks, TARGET, "rtn-w4g32") == _hash(base, TARGET, "rtn-w4g32")
+
+
+def test_sure_and_training_settings():
+    provenance = _provenance()
+    assert provenance.sure_settings(UNLEARNED.name) == {"gamma": 90, "mask": "per_step"}
+    assert provenance.sure_settings("ga_klr_lr1e-4_bf16_s0") is None
+    unlearn = provenance.unlearn_settings("ga_klr_lr1e-4_mixed_s2")
+    assert (unlearn["method"], unlearn["lr"], unlearn["precision"], unlearn["seed"]) == ("ga_klr", 1e-4, "mixed", 2)
+    assert provenance.training_settings("finetune") == {"epochs": 3, "batch_size": 4, "lr": 0.003, "warmup_steps": 2,
+                                                         "train_len": 384}
+    assert provenance.architecture == {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128,
+                                       "max_position": 512}
