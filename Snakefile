@@ -9,7 +9,7 @@ min_version("9.27")
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from qunlearn.errors import stop_on_error
 from qunlearn.registry import import_extensions
-from qunlearn.settings import load_schema, validated
+from qunlearn.config.schema import load_schema, validated
 
 # A preset given with --configfile is a whole config: it replaces config.yaml instead of merging into it
 # (a merge would add config.yaml's corpora and methods to every preset).

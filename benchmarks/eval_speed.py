@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from qunlearn.checkpoints import load_model, load_tokenizer
-from qunlearn.evaluation import evaluate
-from qunlearn.muse import load_corpus
-from qunlearn.reference import reference_evaluate
+from qunlearn.data.muse import load_corpus
+from qunlearn.evaluate.evaluator import evaluate
+from qunlearn.evaluate.oracle import reference_evaluate
+from qunlearn.models.checkpoints import load_model, load_tokenizer
 
 METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from llama_cpp import Llama
 
-from qunlearn.checkpoints import load_model, load_tokenizer
-from qunlearn.gguf_format import GGUF_FILE, load_gguf, write_gguf
-from qunlearn.muse import load_corpus
+from qunlearn.data.muse import load_corpus
+from qunlearn.models.checkpoints import load_model, load_tokenizer
+from qunlearn.quantize.gguf import GGUF_FILE, load_gguf, write_gguf
 
 
 def llama_cpp_greedy(llm: Llama, prompt: list[int], tokens: int, eos: int) -> list[int]:

@@ -12,10 +12,10 @@ import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from qunlearn.checkpoints import DTYPES
-from qunlearn.precision_stacks import (LLAMA_7B_PARAMS, PARTS, REFERENCE_BYTES, all_stacks, measured_bytes_per_param,
-                                       memory_7b_gb, precision_stack)
-from qunlearn.unlearning import step_precision
+from qunlearn.models.checkpoints import DTYPES
+from qunlearn.unlearn.loop import step_precision
+from qunlearn.unlearn.stacks import (LLAMA_7B_PARAMS, PARTS, REFERENCE_BYTES, all_stacks, measured_bytes_per_param,
+                                     memory_7b_gb, precision_stack)
 
 
 def embedded_model(config: dict) -> LlamaForCausalLM:

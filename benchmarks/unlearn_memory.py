@@ -2,7 +2,7 @@
 intermediate 768, vocab 2048) in one process and sharded over two (FSDP2 over gloo, CPU), per precision stack.
 
 Usage: python benchmarks/unlearn_memory.py
-Each job is the unlearn rule's own (`qunlearn.unlearn_job.run`, NPO_KLR so that the frozen reference counts),
+Each job is the unlearn rule's own (`qunlearn.unlearn.job.run`, NPO_KLR so that the frozen reference counts),
 on a random-weight model and a small generated corpus, in fresh processes (one, or two under torchrun). After
 the last optimizer step each process reports the bytes of what it holds (its shards, where sharded): weights,
 gradients, AdamW's two moments and the reference, and its peak RSS. On CPU the RSS is mostly Python, torch and
@@ -40,9 +40,9 @@ def worker(precision: str, folder: Path) -> None:
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from qunlearn.launch import UnlearnJob
-    from qunlearn.unlearn_job import LocalModels, run
-    from qunlearn.unlearning import WholeBatches
+    from qunlearn.unlearn.job import LocalModels, run
+    from qunlearn.unlearn.launch import UnlearnJob
+    from qunlearn.unlearn.loop import WholeBatches
 
     torch.set_num_threads(1)
     baseline = _peak_rss()
@@ -65,7 +65,7 @@ def worker(precision: str, folder: Path) -> None:
         models = LocalModels(precision)
         models.plan = lambda target, method: MeasuredBatches()
     else:
-        from qunlearn.sharding import ShardedModels
+        from qunlearn.unlearn.sharding import ShardedModels
 
         models = ShardedModels(precision)
         sharded_plan = models.plan
@@ -89,11 +89,11 @@ def worker(precision: str, folder: Path) -> None:
 
 def prepare(folder: Path) -> None:
     """A small generated corpus, a tokenizer and a random-weight target of the default architecture."""
-    from qunlearn.checkpoints import load_tokenizer, save_model
-    from qunlearn.corpus import write_corpus
-    from qunlearn.muse import load_corpus
-    from qunlearn.tokenizer import train_tokenizer
-    from qunlearn.training import build_llama
+    from qunlearn.data.muse import load_corpus
+    from qunlearn.data.synthetic import write_corpus
+    from qunlearn.data.tokenizer import train_tokenizer
+    from qunlearn.models.checkpoints import load_tokenizer, save_model
+    from qunlearn.models.training import build_llama
 
     write_corpus(folder / "corpus", "news", seed=0, documents=10, facts=4, questions=2)
     corpus = load_corpus(folder / "corpus")

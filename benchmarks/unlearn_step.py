@@ -21,15 +21,16 @@ from pathlib import Path
 import torch
 import yaml
 
-from qunlearn.checkpoints import load_model, load_tokenizer, save_model
-from qunlearn.corpus import write_corpus
-from qunlearn.data import collate, encode_documents, pack
-from qunlearn.muse import load_corpus
-from qunlearn.precision_stacks import precision_stack
+from qunlearn.data.batches import collate, encode_documents, pack
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.synthetic import write_corpus
+from qunlearn.data.tokenizer import train_tokenizer
+from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
+from qunlearn.models.training import build_llama
 from qunlearn.registry import STACKS
-from qunlearn.tokenizer import train_tokenizer
-from qunlearn.training import build_llama
-from qunlearn.unlearning import LossContext, gdr_loss, npo_loss, step_precision
+from qunlearn.unlearn.loop import step_precision
+from qunlearn.unlearn.losses import LossContext, gdr_loss, npo_loss
+from qunlearn.unlearn.stacks import precision_stack
 
 
 def chunks(tokenizer, texts: list[str]) -> list[list[int]]:

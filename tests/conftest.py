@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from qunlearn.corpus import write_corpus
+from qunlearn.data.synthetic import write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,8 @@ def tiny_llama():
 
 @pytest.fixture(scope="session")
 def toy_tokenizer_dir(corpus_dir, tmp_path_factory):
-    from qunlearn.muse import load_corpus
-    from qunlearn.tokenizer import train_tokenizer
+    from qunlearn.data.muse import load_corpus
+    from qunlearn.data.tokenizer import train_tokenizer
 
     corpus = load_corpus(corpus_dir)
     out = tmp_path_factory.mktemp("tokenizer")
@@ -69,7 +69,7 @@ def toy_tokenizer_dir(corpus_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def toy_tokenizer(toy_tokenizer_dir):
-    from qunlearn.checkpoints import load_tokenizer
+    from qunlearn.models.checkpoints import load_tokenizer
 
     return load_tokenizer(toy_tokenizer_dir)
 

@@ -1,4 +1,4 @@
-"""Fixture snapshots: one MUSE corpus written in each layout MUSE is distributed in, for qunlearn.muse to read back.
+"""Fixture snapshots: one MUSE corpus written in each layout MUSE is distributed in, for qunlearn.data.muse to read back.
 
 The hub snapshot mirrors muse-bench/MUSE-News as `hf download --repo-type dataset` leaves it: a README.md whose
 YAML front matter has `dataset_info:` and `configs:` (each split a glob, `raw/forget-*`), and parquet files
@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 from datasets import Dataset, DatasetDict
 
+from qunlearn.data.muse import PARTS, MuseCorpus
 from qunlearn.io import write_json, write_text
-from qunlearn.muse import PARTS, MuseCorpus
 
 TODAY: dict[tuple[str, str], str] = {}
 OLDER = {("knowmem", "retain_qa"): "retain2_qa", ("knowmem", "retain_qa_icl"): "retain2_qa_icl",

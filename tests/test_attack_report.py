@@ -4,19 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qunlearn.attack_report import attack_verdicts
+from qunlearn.analysis.attacks import attack_verdicts
+from qunlearn.analysis.summary import headline, model_verdicts, summarize
+from qunlearn.data.splits import ForgetSplit
 from qunlearn.io import write_json
-from qunlearn.splits import ForgetSplit
-from qunlearn.summary import headline, summarize, verdicts
 
 ITEMS = 20
 B = list(range(10, ITEMS))  # half B's items of each forget metric
 SPLIT = ForgetSplit({"a": [0], "b": [1]}, {m: {"a": list(range(10)), "b": B} for m in ("verbmem_f", "knowmem_f")},
                     {"verbmem_f": 0, "knowmem_f": 0})
 ATTACK = "relearn-s30-lr3e-5-b4-bf16"
-UNLEARNED = dict(model="npo_gdr_lr3e-5_bf16_s0", audited=False, method="npo_gdr", lr="3e-5", unlearn_precision="bf16",
+UNLEARNED = dict(model="npo_gdr_lr3e-5_bf16_s0", audited=False, method="npo_gdr", lr="3e-5", stack="bf16",
                  seed=0)
-BASE = dict(audited=False, method="", lr="", unlearn_precision="", seed="")
+BASE = dict(audited=False, method="", lr="", stack="", seed="")
 
 
 def _study(tmp_path, after_attack, unattacked=lambda items: items):
@@ -58,7 +58,7 @@ def test_an_attack_that_restores_only_the_unlearned_models_held_out_items_is_rec
     assert row["b_verbmem_items"] == row["b_knowmem_items"] == len(B)
     assert (result["attack"] == ATTACK).all() and (result["kind"] == "relearn").all()
     # the quantization headline and verdicts keep only unattacked rows
-    assert verdicts(table).empty and set(headline(table)["quantizer"]) == {"none"}
+    assert model_verdicts(table).empty and set(headline(table)["quantizer"]) == {"none"}
 
 
 def test_an_attack_that_moves_both_alike_on_b_is_kept_whatever_it_does_to_a(tmp_path):

@@ -6,11 +6,11 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_with
+from test_workflow import AGGREGATE, UNLEARNED, _dry_run_after
+
 from qunlearn.io import read_json
 from qunlearn.workflow import job_counts
-from test_workflow import AGGREGATE, UNLEARNED, _dry_run_after
 
 MODELS = 2 + len(UNLEARNED)  # the ci run's target, retrain and unlearned models (one target seed)
 RELEARN = {"kind": "relearn", "steps": 3}
@@ -44,7 +44,7 @@ def test_attacks_on_the_ci_run_give_a_verdict_per_stack_and_attack_with_the_retr
     attacks = pd.read_csv(workdir / "results/attacks.csv")
     ids = ["relearn-s3-lr3e-5-b4-bf16", "prune-wanda-50"]
     assert len(attacks) == 2 * 2 * 2 * len(ids)  # corpus (and all) × stack (bf16, mixed) × SURE × attack
-    assert set(attacks["attack"]) == set(ids) and set(attacks["unlearn_precision"]) == {"bf16", "mixed"}
+    assert set(attacks["attack"]) == set(ids) and set(attacks["stack"]) == {"bf16", "mixed"}
     # Where the target answers none of half B's items (the ci target, a tiny model fine-tuned for 3 epochs, answers
     # none) there is nothing to recover: the change, its retrain control and the verdict are undefined together.
     # The verdict itself is tested on hand-made metrics (test_attack_report.py).

@@ -5,14 +5,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from qunlearn.attacks import finetune_texts, prune, pruned_linears, relearn, relearn_texts
-from qunlearn.checkpoints import load_model
-from qunlearn.config import attack_id, attack_spec
-from qunlearn.corpus import generate_documents, write_corpus
+from qunlearn.attacks.transforms import finetune_texts, prune, pruned_linears, relearn, relearn_texts
+from qunlearn.config.checks import attack_id, attack_spec
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.splits import check_halves, split_corpus, split_forget, start_up_split
+from qunlearn.data.synthetic import generate_documents, write_corpus
 from qunlearn.errors import QunlearnError
+from qunlearn.models.checkpoints import load_model
 from qunlearn.registry import ATTACKS, resolve
-from qunlearn.muse import load_corpus
-from qunlearn.splits import check_halves, split_corpus, split_forget, start_up_split
 
 SPEC = {"genre": "news", "documents": 12, "facts": 3, "questions": 2}  # the corpus_dir fixture's corpus
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from qunlearn.audit import AuditedModel, Reference, audited_models
-from qunlearn.checkpoint_files import tensor_shapes
+from qunlearn.analysis.mechanism import check_same_shapes, update_location
+from qunlearn.audit import AuditedModel, AuditTarget, audited_models
 from qunlearn.errors import QunlearnError
-from qunlearn.mechanism import check_same_shapes, update_location
+from qunlearn.models.files import tensor_shapes
 
 GRID = ["npo_gdr_lr1e-4_bf16_s0"]
 KEY = "corpora.toy.unlearned.mine"
@@ -30,35 +30,35 @@ def target(tmp_path, toy_tokenizer_dir):
     """A target folder (fp32, one file) and the corpus' tokenizer."""
     vocab = len(AutoTokenizer.from_pretrained(toy_tokenizer_dir))
     _llama(vocab).save_pretrained(tmp_path / "target")
-    return Reference(str(tmp_path / "target"), str(toy_tokenizer_dir)), vocab
+    return AuditTarget(str(tmp_path / "target"), str(toy_tokenizer_dir)), vocab
 
 
-def _audit(reference, entry, label="mine", target_seeds=(0,)):
-    references = {("toy", seed): reference for seed in target_seeds}
-    return audited_models({"toy": {"unlearned": {label: entry}}}, references, {"toy": list(target_seeds)},
+def _audit(audit_target, entry, label="mine", target_seeds=(0,)):
+    audit_targets = {("toy", seed): audit_target for seed in target_seeds}
+    return audited_models({"toy": {"unlearned": {label: entry}}}, audit_targets, {"toy": list(target_seeds)},
                           GRID)["toy"][label]
 
 
 def test_a_resharded_bf16_copy_with_its_tokenizer_passes(target, tmp_path, toy_tokenizer_dir):
-    reference, vocab = target
+    audit_target, vocab = target
     folder = tmp_path / "mine"
     _llama(vocab).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
     shutil.copy(toy_tokenizer_dir / "tokenizer.json", folder)
     assert len(list(folder.glob("*.safetensors"))) > 1 and (folder / "model.safetensors.index.json").is_file()
-    assert _audit(reference, str(folder)) == AuditedModel("mine", str(folder), tokenizer=str(folder))
-    entry = {"path": str(folder), "method": "simnpo", "lr": 2e-5, "unlearn_precision": "bf16"}
-    assert _audit(reference, entry) == AuditedModel("mine", str(folder), str(folder), "simnpo", 2e-5, "bf16")
-    assert _audit(reference, {**entry, "target_seed": 2}, target_seeds=(1, 2)).target_seed == 2
-    assert _audit(reference, entry, target_seeds=(1, 2)).target_seed == 1  # the corpus' first target
+    assert _audit(audit_target, str(folder)) == AuditedModel("mine", str(folder), tokenizer=str(folder))
+    entry = {"path": str(folder), "method": "simnpo", "lr": 2e-5, "stack": "bf16"}
+    assert _audit(audit_target, entry) == AuditedModel("mine", str(folder), str(folder), "simnpo", 2e-5, "bf16")
+    assert _audit(audit_target, {**entry, "target_seed": 2}, target_seeds=(1, 2)).target_seed == 2
+    assert _audit(audit_target, entry, target_seeds=(1, 2)).target_seed == 1  # the corpus' first target
     with pytest.raises(QunlearnError, match=f"{KEY}: target_seed 3 is not a target of this corpus .*\\[1, 2\\]"):
-        _audit(reference, {**entry, "target_seed": 3}, target_seeds=(1, 2))
+        _audit(audit_target, {**entry, "target_seed": 3}, target_seeds=(1, 2))
 
 
 def test_without_a_tokenizer_beside_it_the_corpus_tokenizer_is_used_and_a_tied_head_is_accepted(target, tmp_path):
-    reference, vocab = target
+    audit_target, vocab = target
     _llama(vocab, tied=True).save_pretrained(tmp_path / "tied")
     assert "lm_head.weight" not in tensor_shapes(tmp_path / "tied")
-    assert _audit(reference, str(tmp_path / "tied")).tokenizer == reference.tokenizer
+    assert _audit(audit_target, str(tmp_path / "tied")).tokenizer == audit_target.tokenizer
 
 
 def test_a_missing_folder_is_named_with_its_key(target, tmp_path):
@@ -93,10 +93,10 @@ def test_a_shape_mismatch_with_the_target_is_refused(target, tmp_path):
 
 
 def test_before_an_embedded_target_exists_the_sizes_are_checked_against_the_config(target, tmp_path):
-    reference, vocab = target
+    audit_target, vocab = target
     _llama(vocab, intermediate=96).save_pretrained(tmp_path / "wider")
     architecture = {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}
-    embedded = Reference(str(tmp_path / "not-trained-yet"), reference.tokenizer, architecture)
+    embedded = AuditTarget(str(tmp_path / "not-trained-yet"), audit_target.tokenizer, architecture)
     with pytest.raises(QunlearnError, match=f"{KEY}: config.json's intermediate_size is 96, .*model.intermediate 128"):
         _audit(embedded, str(tmp_path / "wider"))
     _llama(vocab).save_pretrained(tmp_path / "same")
@@ -107,22 +107,22 @@ def test_a_tokenizer_with_more_tokens_than_embedding_rows_is_refused(target, tmp
     _llama(target[1] - 10).save_pretrained(tmp_path / "small-vocab")
     entry = {"path": str(tmp_path / "small-vocab"), "tokenizer": str(toy_tokenizer_dir)}
     architecture = {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}
-    embedded = Reference(str(tmp_path / "not-trained-yet"), str(toy_tokenizer_dir), architecture)
+    embedded = AuditTarget(str(tmp_path / "not-trained-yet"), str(toy_tokenizer_dir), architecture)
     with pytest.raises(QunlearnError, match=f"{KEY}: the tokenizer .* has {target[1]} tokens, the model's embedding "
                                             f"{target[1] - 10} rows"):
         _audit(embedded, entry)
 
 
 def test_a_tokenizer_with_another_vocabulary_than_the_corpus_is_refused(target, tmp_path, corpus_dir):
-    from qunlearn.muse import load_corpus
-    from qunlearn.tokenizer import train_tokenizer
+    from qunlearn.data.muse import load_corpus
+    from qunlearn.data.tokenizer import train_tokenizer
 
-    reference, vocab = target
+    audit_target, vocab = target
     train_tokenizer(load_corpus(corpus_dir).raw["holdout"], vocab, tmp_path / "other-tokenizer")
     _llama(vocab).save_pretrained(tmp_path / "mine")
     with pytest.raises(QunlearnError, match=f"{KEY}: the tokenizer .*other-tokenizer has another vocabulary than the "
                                             "corpus' tokenizer"):
-        _audit(reference, {"path": str(tmp_path / "mine"), "tokenizer": str(tmp_path / "other-tokenizer")})
+        _audit(audit_target, {"path": str(tmp_path / "mine"), "tokenizer": str(tmp_path / "other-tokenizer")})
 
 
 @pytest.mark.parametrize("label", ["target", "retrain", "npo_gdr_lr1e-4_bf16_s0", "ga_lr5e-5_fp32_s3"])
@@ -171,7 +171,7 @@ def test_the_pickle_fix_does_not_name_an_argument_transformers_5_dropped(target,
 
 
 def test_an_embedding_padded_past_the_tokenizer_is_named_as_such(target, tmp_path, toy_tokenizer_dir):
-    reference, vocab = target
+    audit_target, vocab = target
     model = _llama(vocab)
     model.resize_token_embeddings(vocab, pad_to_multiple_of=64)  # rows for tokens that no tokenizer has
     rows = model.get_input_embeddings().weight.shape[0]
@@ -179,16 +179,16 @@ def test_an_embedding_padded_past_the_tokenizer_is_named_as_such(target, tmp_pat
     model.save_pretrained(tmp_path / "padded")
     with pytest.raises(QunlearnError, match=f"{KEY}: the embedding has {rows} rows .*the target's {vocab}.*"
                                             f"tokenizer .* has {vocab} tokens") as error:
-        _audit(reference, str(tmp_path / "padded"))
+        _audit(audit_target, str(tmp_path / "padded"))
     assert "lm_head" not in error.value.problem and "`tokenizer:`" in error.value.fix
     assert f"resize_token_embeddings({vocab})" in error.value.fix
 
 
 def test_the_same_folder_under_two_labels_is_refused_naming_both(target, tmp_path):
-    reference, vocab = target
+    audit_target, vocab = target
     _llama(vocab).save_pretrained(tmp_path / "mine")
     entries = {"first": str(tmp_path / "mine"), "second": {"path": str(tmp_path / "mine" / ".." / "mine")}}
     with pytest.raises(QunlearnError, match="corpora.toy.unlearned.second: the folder .* is also audited as 'first'") \
             as error:
-        audited_models({"toy": {"unlearned": entries}}, {("toy", 0): reference}, {"toy": [0]}, GRID)
+        audited_models({"toy": {"unlearned": entries}}, {("toy", 0): audit_target}, {"toy": [0]}, GRID)
     assert "'first'" in error.value.fix and "'second'" in error.value.fix

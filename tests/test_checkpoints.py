@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from qunlearn.checkpoints import check_checkpoint, load_model, save_model
 from qunlearn.errors import QunlearnError
+from qunlearn.models.checkpoints import check_checkpoint, load_model, save_model
 
 
 def test_round_trip(tiny_llama, tmp_path):

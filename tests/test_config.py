@@ -5,13 +5,13 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from qunlearn.checkpoints import DTYPES
-from qunlearn.config import check_config, method_lrs, precision_id
-from qunlearn.identity import UnlearnedName, format_lr, unlearned_name
+from qunlearn.config.checks import check_config, method_lrs, format_id_of
+from qunlearn.config.naming import UnlearnedName, format_lr, unlearned_name
+from qunlearn.config.schema import load_schema, validated
 from qunlearn.errors import QunlearnError
-from qunlearn.evaluation import KNOWMEM_SPLITS
+from qunlearn.evaluate.evaluator import KNOWMEM_SPLITS
+from qunlearn.models.checkpoints import DTYPES
 from qunlearn.registry import ATTACKS, FORMATS, STACKS, methods
-from qunlearn.settings import load_schema, validated
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -92,7 +92,7 @@ def test_lr_spellings_name_the_same_jobs():
 def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
     assert unlearned_name("npo_gdr_sure", 0.0001, "bf16", 2) == "npo_gdr_sure_lr1e-4_bf16_s2"
     name = UnlearnedName.parse("npo_gdr_sure_lr1e-4_bf16_s2")
-    assert (name.method, name.lr, name.precision, name.seed) == ("npo_gdr_sure", "1e-4", "bf16", 2)
+    assert (name.method, name.lr, name.stack, name.seed) == ("npo_gdr_sure", "1e-4", "bf16", 2)
     assert str(name) == "npo_gdr_sure_lr1e-4_bf16_s2"
     config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}}}
     assert method_lrs(config, "npo_gdr_sure") == [1e-4] and method_lrs(config, "npo_gdr") == [1e-5, 5e-5]
@@ -100,10 +100,10 @@ def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
 
 def test_precision_names():
     quantization = {"group_size": 64}
-    assert precision_id({"quantizer": "rtn", "bits": 4}, quantization) == "rtn-w4g64"
-    assert precision_id({"quantizer": "bnb-fp4", "bits": 4}, quantization) == "bnb-fp4-w4"
-    assert precision_id({"quantizer": "nvfp4", "bits": 4}, quantization) == "nvfp4-w4g16"  # the format's blocks
-    assert precision_id({"quantizer": "mxfp4", "bits": 4}, quantization) == "mxfp4-w4g32"
+    assert format_id_of({"quantizer": "rtn", "bits": 4}, quantization) == "rtn-w4g64"
+    assert format_id_of({"quantizer": "bnb-fp4", "bits": 4}, quantization) == "bnb-fp4-w4"
+    assert format_id_of({"quantizer": "nvfp4", "bits": 4}, quantization) == "nvfp4-w4g16"  # the format's blocks
+    assert format_id_of({"quantizer": "mxfp4", "bits": 4}, quantization) == "mxfp4-w4g32"
 
 
 def test_a_k_quant_needs_widths_its_super_blocks_divide():

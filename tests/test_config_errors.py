@@ -9,15 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO, snakemake_with
 from safetensors.numpy import save_file
 from snakemake.cli import parse_config
 from snakemake.utils import update_config, validate
 
-from conftest import REPO, snakemake_with
-from qunlearn.config import settings_hash
-from qunlearn.corpus import write_corpus
+from qunlearn.config.checks import settings_hash
+from qunlearn.config.schema import coerced, load_schema, validated
+from qunlearn.data.synthetic import write_corpus
 from qunlearn.errors import QunlearnError
-from qunlearn.settings import coerced, load_schema, validated
 from qunlearn.workflow import job_counts
 
 CI_TEXT = (REPO / "presets/ci.yaml").read_text()

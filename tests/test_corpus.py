@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qunlearn.corpus import BENCHMARK, generate_documents, name_space, pretraining_texts, write_corpus
-from qunlearn.muse import load_corpus
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.synthetic import BENCHMARK, generate_documents, name_space, pretraining_texts, write_corpus
 
 EXPECTED_FILES = [
     "raw/forget.json", "raw/retain1.json", "raw/retain2.json", "raw/holdout.json", "verbmem/forget.json",

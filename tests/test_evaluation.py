@@ -8,13 +8,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from qunlearn.checkpoints import load_tokenizer
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.tokenizer import train_tokenizer
 from qunlearn.errors import QunlearnError
-from qunlearn.evaluation import evaluate, generate
-from qunlearn.metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt
-from qunlearn.muse import load_corpus
-from qunlearn.reference import reference_evaluate
-from qunlearn.tokenizer import train_tokenizer
+from qunlearn.evaluate.evaluator import evaluate, generate
+from qunlearn.evaluate.metrics import KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt
+from qunlearn.evaluate.oracle import reference_evaluate
+from qunlearn.models.checkpoints import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,8 @@ def test_every_embedded_evaluation_prompt_plus_its_new_tokens_fits_the_training_
     tokenizer the runs train on their pretraining text."""
     import yaml
 
-    from qunlearn.corpus import pretraining_texts, write_corpus
-    from qunlearn.evaluation import check_prompts_fit, longest_evaluation_sequences
+    from qunlearn.data.synthetic import pretraining_texts, write_corpus
+    from qunlearn.evaluate.evaluator import check_prompts_fit, longest_evaluation_sequences
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "presets/both-corpora.yaml").read_text())
     train_tokenizer(pretraining_texts(**config["model"]["pretrain"]["corpus"]), config["tokenizer"]["vocab_size"],
@@ -123,9 +123,9 @@ def test_every_embedded_evaluation_prompt_plus_its_new_tokens_fits_the_training_
 
 def test_verbmem_reference_is_muses_first_128_tokens_bos_included(toy_tokenizer):
     """MUSE cuts the tokenized ground truth, BOS included, at 128 tokens: 127 content tokens."""
-    from qunlearn.evaluation import verbmem_references
-    from qunlearn.muse import MuseCorpus
-    from qunlearn.reference import muse_verbmem_reference
+    from qunlearn.data.muse import MuseCorpus
+    from qunlearn.evaluate.evaluator import verbmem_references
+    from qunlearn.evaluate.oracle import muse_verbmem_reference
 
     ground_truth = " ".join(f"word{i % 7} and" for i in range(200))
     content = toy_tokenizer(ground_truth, add_special_tokens=False)["input_ids"]

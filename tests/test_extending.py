@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_with
+
 from qunlearn import registry
-from qunlearn.config import attack_id, attack_spec
+from qunlearn.config.checks import attack_id, attack_spec
 from qunlearn.errors import QunlearnError
 from qunlearn.workflow import job_counts
 
@@ -29,8 +29,8 @@ def noise_settings(spec, config):
 
 register(
     Loss("ul", "forget", LossFn("toy_extension:unlikelihood_loss", "label_tokens")),
-    Format("rtn-sym", (4, 8), "llmcompressor", "qunlearn.quantization:rtn_recipe", symmetric=True),
-    Stack("bf16-copy", "qunlearn.precision_stacks:BF16", "pure bf16 under another name"),
+    Format("rtn-sym", (4, 8), "llmcompressor", "qunlearn.quantize.llmcompressor:rtn_recipe", symmetric=True),
+    Stack("bf16-copy", "qunlearn.unlearn.stacks:BF16", "pure bf16 under another name"),
     Attack("noise", "toy_extension:add_noise", {"steps": 1}, "toy_extension:noise_label",
            "toy_extension:noise_settings", trains=False),
 )

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from qunlearn.checkpoints import save_model
+from qunlearn.analysis.mechanism import quantized_weights
 from qunlearn.errors import QunlearnError
-from qunlearn.gguf_format import GGUF_FILE, load_gguf, quantize_gguf, tensor_types, write_gguf
-from qunlearn.mechanism import quantized_weights
+from qunlearn.models.checkpoints import save_model
+from qunlearn.quantize.gguf import GGUF_FILE, load_gguf, quantize_gguf, tensor_types, write_gguf
 
 
 def _llama(tokenizer_dir, hidden=64, intermediate=128):

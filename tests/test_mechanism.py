@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from qunlearn.mechanism import (BF16_REACH, bf16_threshold_lr, compare, measure_on_load, quantized_weights, update_location,
-                                zero_bin_edge)
-from qunlearn.quantization import rtn_oracle
+from qunlearn.analysis.mechanism import (BF16_REACH, bf16_threshold_lr, compare, measure_on_load, quantized_weights,
+                                         update_location, zero_bin_edge)
+from qunlearn.quantize.oracle import rtn_oracle
 
 
 def _state(seed):

@@ -1,6 +1,7 @@
 import pytest
 
-from qunlearn.metrics import cut_answer, forget_holdout_auc, knowmem_prompt, mean_rouge_l, min_k_score, privleak, rouge_l_f1
+from qunlearn.evaluate.metrics import (cut_answer, forget_holdout_auc, knowmem_prompt, mean_rouge_l, min_k_score,
+                                       privleak, rouge_l_f1)
 
 
 def test_rouge_l_f1_by_hand():

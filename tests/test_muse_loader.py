@@ -5,11 +5,11 @@ import socket
 
 import pytest
 import yaml
-
 from muse_snapshots import OLDER, write_hub_parquet, write_muse_json, write_save_to_disk
+
+from qunlearn.data.muse import CorpusLayout, load_corpus
 from qunlearn.errors import QunlearnError
 from qunlearn.io import write_json
-from qunlearn.muse import CorpusLayout, load_corpus
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ SNAPSHOTS = {  # fixture name -> how it is written, and the layout and names the
 def test_every_layout_loads_the_same_corpus(embedded, tmp_path, snapshot, caplog):
     write, layout = SNAPSHOTS[snapshot]
     out = write(embedded, tmp_path / snapshot)
-    with caplog.at_level(logging.INFO, logger="qunlearn.muse"):
+    with caplog.at_level(logging.INFO, logger="qunlearn.data.muse"):
         loaded = load_corpus(out)
     assert _content(loaded) == _content(embedded)
     assert loaded.layout == layout

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_with
 from muse_snapshots import write_hub_parquet
-from qunlearn.muse import load_corpus
+
+from qunlearn.data.muse import load_corpus
 from qunlearn.workflow import job_counts
 
 

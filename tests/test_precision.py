@@ -1,4 +1,4 @@
-"""The precision stacks while unlearning (precision_stacks.py): what each does to an update too small for a bf16
+"""The precision stacks while unlearning (unlearn/stacks.py): what each does to an update too small for a bf16
 weight, what it saves, what it costs, and how the mechanism and its figure see it."""
 
 import copy
@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from qunlearn import plots
-from qunlearn.checkpoints import DTYPES, load_state, save_model
-from qunlearn.mechanism import BF16_REACH, update_location
-from qunlearn.muse import load_corpus
-from qunlearn.precision_stacks import all_stacks, measured_bytes_per_param, memory_7b_gb, stochastic_round_to_bf16
+from qunlearn.analysis.mechanism import BF16_REACH, update_location
+from qunlearn.data.muse import load_corpus
+from qunlearn.models.checkpoints import DTYPES, load_state, save_model
+from qunlearn.models.training import build_llama
 from qunlearn.registry import STACKS as STACK_SPECS
-from qunlearn.training import build_llama
-from qunlearn.unlearning import UnlearnSettings, unlearn
+from qunlearn.report import figures
+from qunlearn.unlearn.loop import UnlearnSettings, unlearn
+from qunlearn.unlearn.stacks import all_stacks, measured_bytes_per_param, memory_7b_gb, stochastic_round_to_bf16
 
 STACKS = all_stacks()
 UNLEARN_PRECISIONS = tuple(STACK_SPECS)
@@ -255,12 +255,12 @@ def test_the_bf16_cap_binds_only_where_updates_are_rounded_to_nearest(precision,
 def test_the_surviving_update_figure_draws_one_line_per_stack(tmp_path, monkeypatch):
     rows = [dict(corpus="toy-news", target_seed=0, model=f"npo_gdr_lr{lr:.0e}_{stack}_s0", audited=False,
                  method="npo_gdr", lr=lr,
-                 unlearn_precision=stack, seed=0, format="rtn-w4g64", quantizer="rtn", bits=4, surviving_update=0.5, ratio_vs_full=0.1,
+                 stack=stack, seed=0, format="rtn-w4g64", quantizer="rtn", bits=4, surviving_update=0.5, ratio_vs_full=0.1,
                  bf16_threshold_lr=2e-5)
             for stack in UNLEARN_PRECISIONS for lr in (1e-5, 3e-5)]
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.append(figure))
-    plots.surviving_update_against_lr(pd.DataFrame(rows), tmp_path / "figure.png")
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure))
+    figures.surviving_update_against_lr(pd.DataFrame(rows), tmp_path / "figure.png")
     legend = {text.get_text() for text in drawn[0].legends[0].texts}
     assert set(UNLEARN_PRECISIONS) <= legend
     for ax in drawn[0].axes:  # per panel, one solid line through both lrs per stack, each in its own colour

@@ -7,10 +7,10 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from qunlearn.config import attack_specs, precision_id
-from qunlearn.identity import ModelId
-from qunlearn.provenance import Provenance
-from qunlearn.settings import load_schema, validated
+from qunlearn.config.checks import attack_specs, format_id_of
+from qunlearn.config.naming import ModelId
+from qunlearn.config.provenance import Provenance
+from qunlearn.config.schema import load_schema, validated
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -26,7 +26,7 @@ def _provenance(change=lambda config: None) -> Provenance:
     change(config)
     config = validated(config, load_schema(SCHEMA))
     validate(config, SCHEMA, set_default=True)
-    formats = {precision_id(f, config["quantization"]): f for f in config["quantization"]["formats"]}
+    formats = {format_id_of(f, config["quantization"]): f for f in config["quantization"]["formats"]}
     return Provenance(config, formats, attack_specs(config), {"toy-news": {}})
 
 
@@ -37,9 +37,9 @@ def _hash(provenance: Provenance, model: ModelId, format_id: str = "full") -> st
 def test_summary_rows_name_the_model_its_format_and_its_attack():
     provenance = _provenance()
     row = provenance.summary_row(UNLEARNED, "rtn-w4g32")
-    assert {k: row[k] for k in ("model", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits",
+    assert {k: row[k] for k in ("model", "method", "lr", "stack", "seed", "quantizer", "bits",
                                 "group_size", "attack")} == {
-        "model": UNLEARNED.name, "method": "npo_gdr_sure", "lr": "1e-4", "unlearn_precision": "bf16", "seed": 0,
+        "model": UNLEARNED.name, "method": "npo_gdr_sure", "lr": "1e-4", "stack": "bf16", "seed": 0,
         "quantizer": "rtn", "bits": 4, "group_size": 32, "attack": ""}
     on_load = provenance.summary_row(TARGET, "bnb-fp4-w4")
     assert (on_load["method"], on_load["group_size"], on_load["quantizer"]) == ("", "", "bnb-fp4")

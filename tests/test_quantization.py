@@ -2,24 +2,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from qunlearn.checkpoints import load_state, load_tokenizer, save_model
-from qunlearn.data import collate, encode_documents, pack
+from qunlearn.analysis.mechanism import quantization_steps, quantized_weights
+from qunlearn.data.batches import collate, encode_documents, pack
+from qunlearn.data.muse import load_corpus
 from qunlearn.errors import QunlearnError
-from qunlearn.mechanism import quantization_steps, quantized_weights
-from qunlearn.muse import load_corpus
-from qunlearn.quantization import (
-    Calibration,
-    bitsandbytes_dequantized,
-    check_group_size,
-    load_bitsandbytes,
-    load_dequantized,
-    quantize,
-    quantize_and_save,
-    rtn_oracle,
-)
+from qunlearn.models.checkpoints import load_state, load_tokenizer, save_model
+from qunlearn.models.training import build_llama, train_lm
+from qunlearn.quantize.bitsandbytes import bitsandbytes_dequantized, load_bitsandbytes
+from qunlearn.quantize.llmcompressor import Calibration, check_group_size, load_dequantized, quantize, quantize_and_save
+from qunlearn.quantize.oracle import rtn_oracle
 from qunlearn.registry import BACKENDS, FIGURES, FORMATS, resolve
-from qunlearn.training import build_llama, train_lm
-from qunlearn.unlearning import mean_nll
+from qunlearn.unlearn.losses import mean_nll
 
 
 @pytest.fixture
@@ -66,7 +59,7 @@ def test_fp4_checkpoints_reload_as_the_in_memory_fake_quantized_weights(saved_ll
     (compressed-tensors decompresses it in bf16)."""
     from compressed_tensors.quantization.lifecycle.forward import fake_quantize
 
-    from qunlearn.checkpoints import load_model
+    from qunlearn.models.checkpoints import load_model
 
     model, tokenizer = load_model(saved_llama), load_tokenizer(toy_tokenizer_dir)
     quantize(model, tokenizer, quantizer, 4, block, None)

@@ -13,23 +13,23 @@ import pytest
 import torch
 import torch.distributed as dist
 import yaml
+from conftest import snakemake_with
 from safetensors.torch import load_file, save_file
 from snakemake.utils import validate
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import snakemake_with
-from qunlearn.checkpoints import DTYPES, load_model, load_state, save_model
-from qunlearn.confidence import Draws, interval, resampled_means
-from qunlearn.data import collate
+from qunlearn.analysis.bootstrap import Draws, interval, resampled_means
+from qunlearn.data.batches import collate
 from qunlearn.errors import QunlearnError
 from qunlearn.io import read_json
-from qunlearn.launch import SHARDED_PRECISIONS, UnlearnJob, check_launch, check_shards, launch_sharded
-from qunlearn.sharding import UNIT_COUNTS, RankShares, ShardedModels, shard
-from qunlearn.training import build_llama
-from qunlearn.unlearn_job import LocalModels, run
-from qunlearn.precision_stacks import precision_stack
+from qunlearn.models.checkpoints import DTYPES, load_model, load_state, save_model
+from qunlearn.models.training import build_llama
 from qunlearn.registry import LOSSES
-from qunlearn.unlearning import LossContext
+from qunlearn.unlearn.job import LocalModels, run
+from qunlearn.unlearn.launch import SHARDED_PRECISIONS, UnlearnJob, check_launch, check_shards, launch_sharded
+from qunlearn.unlearn.losses import LossContext
+from qunlearn.unlearn.sharding import UNIT_COUNTS, RankShares, ShardedModels, shard
+from qunlearn.unlearn.stacks import precision_stack
 from qunlearn.workflow import job_counts
 
 ROOT = Path(__file__).resolve().parents[1]

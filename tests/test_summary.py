@@ -5,21 +5,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qunlearn.analysis import bootstrap
+from qunlearn.analysis.summary import (FORGET_METRICS, ITEM_METRICS, contrast, format_table, headline,
+                                       headline_by_target, nested_change, summarize)
 from qunlearn.io import write_json
-from qunlearn import confidence
-from qunlearn.summary import (FORGET_METRICS, ITEM_METRICS, contrast, format_table, headline, headline_by_target,
-                              nested_change, summarize)
 
 RNG_ITEMS = 40
 FORMATS = [("full", "none", 32, ""), ("rtn-w4g64", "rtn", 4, 64)]
 
 
 def _grid_row(model: str, method: str, stack: str, seed: int) -> dict:
-    return dict(model=model, audited=False, method=method, lr="3e-5", unlearn_precision=stack, seed=seed)
+    return dict(model=model, audited=False, method=method, lr="3e-5", stack=stack, seed=seed)
 
 
 def _base_row(model: str) -> dict:
-    return dict(model=model, audited=False, method="", lr="", unlearn_precision="", seed="")
+    return dict(model=model, audited=False, method="", lr="", stack="", seed="")
 
 
 class Study:
@@ -138,13 +138,13 @@ def test_the_headline_counts_targets_and_how_many_reach_its_verdict(tmp_path):
     assert news["vs_full_hi"] - news["vs_full_lo"] > single["vs_full_hi"].iloc[0] - single["vs_full_lo"].iloc[0]
 
 
-def test_the_contrast_is_a_stacks_recovery_minus_the_references_paired_by_target_and_seed(tmp_path):
+def test_the_contrast_is_a_stacks_recovery_minus_the_baselines_paired_by_target_and_seed(tmp_path):
     study = _study(tmp_path, targets=(0, 1), stacks=("bf16", "fp32", "mixed"), seeds=(0, 1),
                    at_rtn_by_stack={"bf16": lambda unlearned, target: target})
     table, samples = study.summarize()
-    result = contrast(table, samples).set_index(["corpus", "unlearn_precision", "reference"])
+    result = contrast(table, samples).set_index(["corpus", "stack", "baseline"])
     bf16 = result.loc[("news", "bf16", "fp32")]
-    changes = table[table["quantizer"] == "rtn"].groupby("unlearn_precision")["ratio_vs_full"].mean()
+    changes = table[table["quantizer"] == "rtn"].groupby("stack")["ratio_vs_full"].mean()
     assert bf16["contrast"] == pytest.approx(changes["bf16"] - changes["fp32"])
     assert bf16["verdict"] == "higher" and bf16["targets_above"] == 2 and bf16["targets"] == 2
     same = result.loc[("news", "mixed", "fp32")]  # both unchanged by quantization: exactly no difference
@@ -163,7 +163,7 @@ def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path
     table, _ = summarize(study.files, study.rows, records, {"news": None})
     assert table.groupby("model")["diverged"].all().to_dict() == {
         "npo_gdr_lr3e-5_bf16_s0": False, "npo_gdr_lr3e-5_fp32_s0": True, "retrain": False, "target": False}
-    assert set(headline(table)["unlearn_precision"]) == {"bf16"}  # not the diverged model's stack
+    assert set(headline(table)["stack"]) == {"bf16"}  # not the diverged model's stack
 
 
 def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_and_overall(tmp_path):
@@ -193,12 +193,12 @@ def test_cells_unlearned_from_the_same_targets_resample_those_targets_together()
     """Four methods unlearned from the same three targets vary with the targets as one method does: the interval
     is the one method's, not narrower (targets are drawn once per group, not once per cell)."""
     targets = {0: 0.0, 1: 0.1, 2: 0.5}
-    samples_of = lambda row: np.full(confidence.RESAMPLES, row["change"])  # noqa: E731
+    samples_of = lambda row: np.full(bootstrap.RESAMPLES, row["change"])  # noqa: E731
     one = nested_change(_cells(targets, ["npo_gdr"]), "change", samples_of, np.random.default_rng(0))
     four = nested_change(_cells(targets, ["npo_gdr", "npo_klr", "ga_gdr", "ga_klr"]), "change", samples_of,
                          np.random.default_rng(0))
     assert four.estimate == pytest.approx(one.estimate) == pytest.approx(0.2)
-    assert confidence.interval(four.samples) == confidence.interval(one.samples) == (0.0, 0.5)
+    assert bootstrap.interval(four.samples) == bootstrap.interval(one.samples) == (0.0, 0.5)
 
 
 def test_all_corpora_pool_the_corpora_and_each_interval_ignores_the_other_groups(tmp_path):

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from qunlearn.muse import load_corpus
-from qunlearn.training import build_llama
-from qunlearn.unlearning import SureSettings, UnlearnSettings, forgets_like_retrain, salient_modules, unlearn
+from qunlearn.data.muse import load_corpus
+from qunlearn.models.training import build_llama
+from qunlearn.unlearn.loop import UnlearnSettings, forgets_like_retrain, unlearn
+from qunlearn.unlearn.sure import SureSettings, salient_modules
 
 
 def _model(tokenizer):

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qunlearn.analysis.summary import ROW_KEYS, contrast, headline, headline_by_target
 from qunlearn.registry import FIGURES
-from qunlearn.plots import draw_all
-from qunlearn.summary import ROW_KEYS, contrast, headline, headline_by_target
-from qunlearn.tables import (contrast_table, main_table, model_label, paper_comparison, paper_table,
-                             per_model_ratios_table, read_paper, recovery_table)
+from qunlearn.report.figures import draw_all
+from qunlearn.report.tables import (contrast_table, main_table, model_label, paper_comparison, paper_table,
+                                    per_model_ratios_table, read_paper, recovery_table)
 
 PAPER = Path(__file__).resolve().parents[1] / "resources/paper_muse_news.csv"
 
@@ -31,7 +31,7 @@ def _summary():
         ("my-npo", 0, "", "", "", "none", 12.0, 14.0, 26.0, -50.0),  # audited: given by path, no method or lr
         ("my-npo", 0, "", "", "", "rtn", 40.0, 30.0, 26.0, -95.0),
     ]
-    table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "unlearn_precision", "quantizer",
+    table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "stack", "quantizer",
                                         "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
     table = table.assign(corpus="toy-news", diverged=False, audited=table["model"] == "my-npo", attack="",
                          bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
@@ -90,11 +90,11 @@ def test_recovery_table_has_each_stacks_change_interval_verdict_and_agreeing_tar
     assert "0.67" in ratios and "0.53" in ratios  # VerbMem 30 / 45, KnowMem 20 / 38
 
 
-def test_contrast_table_lists_each_stack_against_each_reference():
+def test_contrast_table_lists_each_stack_against_each_baseline():
     summary = _summary()
     tex = contrast_table(contrast(summary, _samples(summary)))
     assert "bf16 $-$ fp32" in tex and "(1/1)" in tex and "higher" in tex
-    assert "No contrast" in contrast_table(contrast(summary[summary["unlearn_precision"] != "fp32"], _samples(summary)))
+    assert "No contrast" in contrast_table(contrast(summary[summary["stack"] != "fp32"], _samples(summary)))
 
 
 def test_an_audited_model_is_labelled_as_given_and_stays_out_of_the_headline():
@@ -140,7 +140,7 @@ def test_every_figure_is_drawn(tmp_path):
 def test_a_figure_with_nothing_to_draw_says_so(tmp_path):
     """An audit-only run has no grid method the paper's table has, and a run without attacks no attack: each figure
     still exists (the rule's output), as a note."""
-    from qunlearn.plots import attack_recovery, paper_comparison
+    from qunlearn.report.figures import attack_recovery, paper_comparison
 
     sure_only = _summary()[lambda s: s["method"].isin(["", "ga_klr_sure"])]
     paper_comparison(sure_only, read_paper(PAPER), tmp_path / "paper.png")

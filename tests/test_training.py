@@ -1,9 +1,9 @@
 import torch
 
-from qunlearn.checkpoints import load_tokenizer
-from qunlearn.muse import load_corpus
-from qunlearn.tokenizer import train_tokenizer
-from qunlearn.training import build_llama, train_lm
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.tokenizer import train_tokenizer
+from qunlearn.models.checkpoints import load_tokenizer
+from qunlearn.models.training import build_llama, train_lm
 
 
 def _train(corpus, tokenizer, seed):

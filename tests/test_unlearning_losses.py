@@ -4,19 +4,11 @@ import math
 import pytest
 import torch
 
-from qunlearn.data import collate
+from qunlearn.data.batches import collate
 from qunlearn.errors import QunlearnError
 from qunlearn.registry import LOSS_VARIANTS, LOSSES, method, methods, resolve
-from qunlearn.unlearning import (
-    LossContext,
-    ga_loss,
-    gdr_loss,
-    kl_divergence,
-    klr_logits_loss,
-    klr_loss,
-    npo_logits_loss,
-    npo_loss,
-)
+from qunlearn.unlearn.losses import (LossContext, ga_loss, gdr_loss, kl_divergence, klr_logits_loss, klr_loss,
+                                     npo_logits_loss, npo_loss)
 
 
 class FixedLogits(torch.nn.Module):

@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_with
+
 from qunlearn.workflow import job_counts
 
 SNAKEMAKE = snakemake_with(REPO / "presets/ci.yaml")
-COLUMNS = ["corpus", "model", "method", "lr", "unlearn_precision", "seed", "quantizer", "bits", "verbmem_f", "knowmem_f",
+COLUMNS = ["corpus", "model", "method", "lr", "stack", "seed", "quantizer", "bits", "verbmem_f", "knowmem_f",
            "knowmem_r", "privleak"]
 UNLEARNED = {f"{method}_lr1e-4_{precision}_s0" for method in ("ga_klr", "npo_gdr_sure") for precision in ("bf16", "mixed")}
 
@@ -37,10 +37,10 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
             assert (values == anchor).all(), (role, metric)
     unlearned = summary[summary["method"].notna()]
     assert set(unlearned["method"]) == {"ga_klr", "npo_gdr_sure"} and (unlearned["lr"] == 1e-4).all()
-    assert set(unlearned["unlearn_precision"]) == {"bf16", "mixed"} and (unlearned["seed"] == 0).all()
+    assert set(unlearned["stack"]) == {"bf16", "mixed"} and (unlearned["seed"] == 0).all()
     recovery = pd.read_csv(workdir / "results/recovery.csv")
     assert set(recovery["corpus"]) == {"toy-news", "all"}
-    assert len(recovery) == 2 * 2 * 2 * len(precisions)  # corpus (and all) × unlearn_precision × SURE × format
+    assert len(recovery) == 2 * 2 * 2 * len(precisions)  # corpus (and all) × stack × SURE × format
     quantized = recovery[recovery["quantizer"] != "none"]
     assert (quantized["targets"] == 1).all() and quantized["targets_agree"].isin([0, 1]).all()
     verdicts = ["kept", "recovered", "unclear", "undefined"]  # undefined: the ci target's tiny model scores 0
@@ -48,7 +48,7 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     by_target = pd.read_csv(workdir / "results/recovery_by_target.csv")
     assert len(by_target) == 2 * 2 * len(precisions) and (by_target["target_seed"] == 0).all()  # news only
     contrast = pd.read_csv(workdir / "results/contrast.csv")  # bf16 against mixed, per corpus (and all), SURE, format
-    assert len(contrast) == 2 * 2 * (len(precisions) - 1) and set(contrast["reference"]) == {"mixed"}
+    assert len(contrast) == 2 * 2 * (len(precisions) - 1) and set(contrast["baseline"]) == {"mixed"}
     assert contrast["verdict"].isin(["higher", "lower", "unclear", "undefined"]).all()
     saved = unlearned[unlearned["quantizer"].isin(["rtn", "gptq", "awq"])]
     assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
@@ -263,7 +263,7 @@ def test_an_exported_model_audited_by_path_gets_the_grids_numbers(ci_run, tmp_pa
     preset = yaml.safe_load((REPO / "presets/ci.yaml").read_text())
     preset["unlearning"]["methods"] = []
     preset["corpora"]["toy-news"]["unlearned"] = {
-        "exported": {"path": str(exported), "method": "npo_gdr_sure", "lr": 1e-4, "unlearn_precision": "bf16"}}
+        "exported": {"path": str(exported), "method": "npo_gdr_sure", "lr": 1e-4, "stack": "bf16"}}
     config = tmp_path / "audit.yaml"
     config.write_text(yaml.safe_dump(preset))
     command = [*snakemake_with(config), "--cores", "2", "--directory", str(workdir)]

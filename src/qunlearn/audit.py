@@ -5,9 +5,10 @@ library. Torch-free: the Snakefile runs these checks at every start, dry runs in
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint_files import model_config, tensor_shapes, tokenizer_vocabulary
-from .errors import QunlearnError
-from .identity import BASE_ROLES, GRID_NAME
+from qunlearn.config.naming import BASE_ROLES, GRID_NAME
+from qunlearn.errors import QunlearnError
+from qunlearn.models.files import model_config, tensor_shapes, tokenizer_vocabulary
+
 TIED_HEAD = "lm_head.weight"  # absent from checkpoints that tie it to the embedding
 # config.json fields that fix a Llama's tensor shapes, and the embedded benchmark's config keys that set them.
 ARCHITECTURE = {"hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",
@@ -21,12 +22,12 @@ class AuditedModel:
     tokenizer: str  # the folder its quantization and evaluation tokenize with
     method: str = ""
     lr: float | None = None
-    unlearn_precision: str = ""
+    stack: str = ""
     target_seed: int = 0  # the target it was unlearned from (embedded corpora fine-tune one per seed of model.seeds)
 
 
 @dataclass(frozen=True)
-class Reference:
+class AuditTarget:
     """What an audited model of one corpus must match: its target (a folder, which may not exist yet for an
     embedded corpus, whose architecture is then `architecture`) and the corpus' tokenizer folder."""
     target: str
@@ -34,21 +35,21 @@ class Reference:
     architecture: dict | None = None
 
 
-def audited_models(corpora: dict, references: dict[tuple[str, int], Reference], target_seeds: dict[str, list[int]],
+def audited_models(corpora: dict, audit_targets: dict[tuple[str, int], AuditTarget], target_seeds: dict[str, list[int]],
                    grid_names: list[str]) -> dict[str, dict[str, AuditedModel]]:
-    """Per corpus, its audited models in the config's order, each checked against the reference of its target
-    (`references` by corpus and target seed; an entry without `target_seed` takes the corpus' first)."""
-    return {corpus: _corpus_models(corpus, spec.get("unlearned", {}), references, target_seeds[corpus], grid_names)
+    """Per corpus, its audited models in the config's order, each checked against its target
+    (`audit_targets` by corpus and target seed; an entry without `target_seed` takes the corpus' first)."""
+    return {corpus: _corpus_models(corpus, spec.get("unlearned", {}), audit_targets, target_seeds[corpus], grid_names)
             for corpus, spec in corpora.items()}
 
 
-def _corpus_models(corpus: str, entries: dict, references: dict[tuple[str, int], Reference], target_seeds: list[int],
-                   grid_names: list[str]) -> dict[str, AuditedModel]:
+def _corpus_models(corpus: str, entries: dict, audit_targets: dict[tuple[str, int], AuditTarget],
+                   target_seeds: list[int], grid_names: list[str]) -> dict[str, AuditedModel]:
     """One corpus' audited models; one folder under two labels would be evaluated twice as two models."""
     models, labels = {}, {}  # labels: folder -> the label that audits it
     for label, entry in entries.items():
         key = f"corpora.{corpus}.unlearned.{label}"
-        model = _checked(key, label, entry, references, corpus, target_seeds, grid_names)
+        model = _checked(key, label, entry, audit_targets, corpus, target_seeds, grid_names)
         folder = Path(model.path).resolve()
         if folder in labels:
             raise QunlearnError(f"{key}: the folder {model.path} is also audited as {labels[folder]!r}",
@@ -58,7 +59,7 @@ def _corpus_models(corpus: str, entries: dict, references: dict[tuple[str, int],
     return models
 
 
-def _checked(key: str, label: str, entry: str | dict, references: dict[tuple[str, int], Reference], corpus: str,
+def _checked(key: str, label: str, entry: str | dict, audit_targets: dict[tuple[str, int], AuditTarget], corpus: str,
              target_seeds: list[int], grid_names: list[str]) -> AuditedModel:
     entry = {"path": entry} if isinstance(entry, str) else entry
     try:
@@ -67,10 +68,10 @@ def _checked(key: str, label: str, entry: str | dict, references: dict[tuple[str
         if seed not in target_seeds:
             raise QunlearnError(f"target_seed {seed} is not a target of this corpus (its seeds: {target_seeds})",
                                 "give the seed of the target the model was unlearned from, one of model.seeds")
-        reference = references[(corpus, seed)]
-        model = AuditedModel(label=label, tokenizer=_tokenizer_of(entry, reference), **{
+        audit_target = audit_targets[(corpus, seed)]
+        model = AuditedModel(label=label, tokenizer=_tokenizer_of(entry, audit_target), **{
             k: v for k, v in {**entry, "target_seed": seed}.items() if k != "tokenizer"})
-        _check_model(model, reference)
+        _check_model(model, audit_target)
     except QunlearnError as error:
         raise QunlearnError(f"{key}: {error.problem}", error.fix) from None
     return model
@@ -79,31 +80,31 @@ def _checked(key: str, label: str, entry: str | dict, references: dict[tuple[str
 def _check_label(label: str, grid_names: list[str]) -> None:
     if label in BASE_ROLES or label in grid_names or GRID_NAME.search(label):
         raise QunlearnError(f"the label {label!r} collides with the name of a model the workflow makes "
-                            f"({'/'.join(BASE_ROLES)}, or the grid's {{method}}_lr{{lr}}_{{precision}}_s{{seed}})",
+                            f"({'/'.join(BASE_ROLES)}, or the grid's {{method}}_lr{{lr}}_{{stack}}_s{{seed}})",
                             "rename the label (for example my-npo-run)")
 
 
-def _tokenizer_of(entry: dict, reference: Reference) -> str:
+def _tokenizer_of(entry: dict, audit_target: AuditTarget) -> str:
     """The entry's `tokenizer`, else the model folder when it holds one, else the corpus' tokenizer."""
     if "tokenizer" in entry:
         if not Path(entry["tokenizer"]).is_dir():
             raise QunlearnError(f"tokenizer folder {entry['tokenizer']} does not exist", "point `tokenizer` at a local folder")
         return entry["tokenizer"]
-    return entry["path"] if (Path(entry["path"]) / "tokenizer.json").is_file() else reference.tokenizer
+    return entry["path"] if (Path(entry["path"]) / "tokenizer.json").is_file() else audit_target.tokenizer
 
 
-def _check_model(model: AuditedModel, reference: Reference) -> None:
+def _check_model(model: AuditedModel, audit_target: AuditTarget) -> None:
     shapes = tensor_shapes(model.path)  # reading every shard's header checks the checkpoint too
     config = model_config(model.path)
     vocabulary = tokenizer_vocabulary(model.tokenizer) if Path(model.tokenizer).is_dir() else None
-    if Path(reference.target).is_dir():
-        target_shapes = tensor_shapes(reference.target)
+    if Path(audit_target.target).is_dir():
+        target_shapes = tensor_shapes(audit_target.target)
         _check_embedding_rows(shapes, target_shapes, config, model.tokenizer, vocabulary)
-        _check_shapes(shapes, target_shapes, reference.target)
-    elif reference.architecture is not None:
-        _check_architecture(config, reference.architecture)
+        _check_shapes(shapes, target_shapes, audit_target.target)
+    elif audit_target.architecture is not None:
+        _check_architecture(config, audit_target.architecture)
     if vocabulary is not None:
-        _check_vocabulary(model, vocabulary, config, reference)
+        _check_vocabulary(model, vocabulary, config, audit_target)
 
 
 def _check_embedding_rows(shapes: dict, target_shapes: dict, config: dict, tokenizer: str,
@@ -151,14 +152,14 @@ def _check_architecture(config: dict, architecture: dict) -> None:
                                 f"{architecture[key]}", "audit a model unlearned from this corpus' target")
 
 
-def _check_vocabulary(model: AuditedModel, vocabulary: dict, config: dict, reference: Reference) -> None:
+def _check_vocabulary(model: AuditedModel, vocabulary: dict, config: dict, audit_target: AuditTarget) -> None:
     """The tokenizer has an embedding row for every token, and tokenizes as the target's does (when that one exists):
     otherwise the metrics would not compare with the target's."""
     rows = config.get("vocab_size")
     if rows is None or len(vocabulary) > rows:
         raise QunlearnError(f"the tokenizer {model.tokenizer} has {len(vocabulary)} tokens, the model's embedding "
                             f"{rows} rows", "give the tokenizer the model was trained with (`tokenizer:` in the entry)")
-    if model.tokenizer != reference.tokenizer and Path(reference.tokenizer).is_dir() \
-            and vocabulary != tokenizer_vocabulary(reference.tokenizer):
+    if model.tokenizer != audit_target.tokenizer and Path(audit_target.tokenizer).is_dir() \
+            and vocabulary != tokenizer_vocabulary(audit_target.tokenizer):
         raise QunlearnError(f"the tokenizer {model.tokenizer} has another vocabulary than the corpus' tokenizer "
-                            f"{reference.tokenizer}", "give the target's tokenizer (`tokenizer:` in the entry)")
+                            f"{audit_target.tokenizer}", "give the target's tokenizer (`tokenizer:` in the entry)")

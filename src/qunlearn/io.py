@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import QunlearnError
+from qunlearn.errors import QunlearnError
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import QunlearnError
+from qunlearn.errors import QunlearnError
 
 
 def resolve(path: str):
@@ -37,7 +37,7 @@ LOSS_VARIANTS = ("standard", "muse")  # unlearning.loss_variant: "muse" is the r
 @dataclass(frozen=True)
 class LossFn:
     impl: str  # (unlearning.LossContext, data.Batch) -> scalar tensor
-    # What the loss is a mean over (a key of sharding.UNIT_COUNTS: label_tokens, sequences, attended_positions), so
+    # What the loss is a mean over (unlearn.sharding.UNIT_COUNTS: label_tokens, sequences, attended_positions), so
     # that a sharded job weights each process' share of a batch by its part of the count.
     units: str
 
@@ -58,7 +58,7 @@ class Loss:
 
 
 def _unlearning(name: str, units: str) -> LossFn:
-    return LossFn(f"qunlearn.unlearning:{name}", units)
+    return LossFn(f"qunlearn.unlearn.losses:{name}", units)
 
 
 SURE_SUFFIX = "_sure"
@@ -95,7 +95,7 @@ class Method:
 @dataclass(frozen=True)
 class Stack:
     name: str
-    impl: str  # the precision_stacks.PrecisionStack: weight dtype, optimizer, autocast, bytes per parameter
+    impl: str  # the unlearn.stacks.PrecisionStack: weight dtype, optimizer, autocast, bytes per parameter
     description: str  # one line for the config schema
     fp32_master: bool = False  # keeps fp32 master weights: the stacks every other one is contrasted with
 
@@ -152,7 +152,7 @@ class Attack:
 class Figure:
     name: str
     impl: str  # (*inputs, path) -> draws the figure
-    inputs: tuple[str, ...]  # the plots rule's tables it is drawn from (plots.FIGURE_INPUTS), in the call's order
+    inputs: tuple[str, ...]  # the plots rule's tables it is drawn from (report.figures.draw_all), in the call's order
     category: str = "Figures"  # the report's category ("Answer" sorts first)
 
 
@@ -193,7 +193,7 @@ register(
 )
 
 def _stack(name: str, description: str, fp32_master: bool = False) -> Stack:
-    return Stack(name, f"qunlearn.precision_stacks:{name.upper().replace('-', '_')}", description, fp32_master)
+    return Stack(name, f"qunlearn.unlearn.stacks:{name.upper().replace('-', '_')}", description, fp32_master)
 
 
 register(
@@ -207,17 +207,17 @@ register(
 
 register(
     # llmcompressor writes a compressed-tensors checkpoint; evaluation loads it dequantized to float weights.
-    Backend("llmcompressor", "qunlearn.quantization:load_dequantized", "qunlearn.quantization:quantize_and_save",
-            "quantize"),
+    Backend("llmcompressor", "qunlearn.quantize.llmcompressor:load_dequantized",
+            "qunlearn.quantize.llmcompressor:quantize_and_save", "quantize"),
     # llama.cpp's own quantizer writes a GGUF file (the `gguf` extra); evaluation dequantizes it with `gguf`.
-    Backend("gguf", "qunlearn.gguf_format:load_gguf", "qunlearn.gguf_format:quantize_gguf", "quantize_gguf"),
+    Backend("gguf", "qunlearn.quantize.gguf:load_gguf", "qunlearn.quantize.gguf:quantize_gguf", "quantize_gguf"),
     # bitsandbytes quantizes while loading the full-precision checkpoint, as the paper's code evaluated.
-    Backend("bitsandbytes", "qunlearn.quantization:load_bitsandbytes", None, None),
+    Backend("bitsandbytes", "qunlearn.quantize.bitsandbytes:load_bitsandbytes", None, None),
 )
 
 
 def _llmcompressor(name: str, bits: tuple[int, ...], recipe: str, **kwargs) -> Format:
-    return Format(name, bits, "llmcompressor", f"qunlearn.quantization:{recipe}", **kwargs)
+    return Format(name, bits, "llmcompressor", f"qunlearn.quantize.llmcompressor:{recipe}", **kwargs)
 
 
 def _gguf(name: str, bits: int, group_size: int) -> Format:
@@ -248,26 +248,31 @@ register(
 )
 
 TRAINING_DEFAULTS = {"steps": 30, "lr": 3e-5, "batch_size": 4, "precision": "bf16"}
+PRUNE_DEFAULTS = {"method": "wanda", "sparsity": 0.5, "structure": "unstructured"}
 register(
-    Attack("relearn", "qunlearn.attacks:relearn", TRAINING_DEFAULTS, "qunlearn.attack_naming:training_label",
-           "qunlearn.attack_naming:training_settings", trains=True,
+    Attack("relearn", "qunlearn.attacks.transforms:relearn", TRAINING_DEFAULTS,
+           "qunlearn.attacks.naming:training_label", "qunlearn.attacks.naming:training_settings", trains=True,
            description="fine-tune on half A of the forget documents"),
-    Attack("finetune", "qunlearn.attacks:finetune", {"data": "retain2", **TRAINING_DEFAULTS},
-           "qunlearn.attack_naming:training_label", "qunlearn.attack_naming:training_settings", trains=True,
+    Attack("finetune", "qunlearn.attacks.transforms:finetune", {"data": "retain2", **TRAINING_DEFAULTS},
+           "qunlearn.attacks.naming:training_label", "qunlearn.attacks.naming:training_settings", trains=True,
            description="fine-tune on documents without forget facts"),
-    Attack("prune", "qunlearn.attacks:prune", {"method": "wanda", "sparsity": 0.5, "structure": "unstructured"},
-           "qunlearn.attack_naming:prune_label", "qunlearn.attack_naming:prune_settings", trains=False,
-           check="qunlearn.attack_naming:check_prune", description="llmcompressor's one-shot pruning"),
+    Attack("prune", "qunlearn.attacks.transforms:prune", PRUNE_DEFAULTS,
+           "qunlearn.attacks.naming:prune_label", "qunlearn.attacks.naming:prune_settings", trains=False,
+           check="qunlearn.attacks.naming:check_prune", description="llmcompressor's one-shot pruning"),
 )
 
+def _figure(name: str, inputs: tuple[str, ...], category: str = "Figures") -> Figure:
+    return Figure(name, f"qunlearn.report.figures:{name}", inputs, category)
+
+
 register(
-    Figure("recovery_verdicts", "qunlearn.plots:recovery_verdicts", ("recovery", "by_target", "margin"), "Answer"),
-    Figure("forget_across_precisions", "qunlearn.plots:forget_across_precisions", ("summary",)),
-    Figure("forget_vs_utility", "qunlearn.plots:forget_vs_utility", ("summary",)),
-    Figure("recovery_ratios", "qunlearn.plots:recovery_ratios", ("summary",)),
-    Figure("surviving_update_against_lr", "qunlearn.plots:surviving_update_against_lr", ("summary",)),
-    Figure("paper_comparison", "qunlearn.plots:paper_comparison", ("summary", "paper")),
-    Figure("attack_recovery", "qunlearn.plots:attack_recovery", ("attacks",)),
+    _figure("recovery_verdicts", ("recovery", "by_target", "margin"), "Answer"),
+    _figure("forget_across_precisions", ("summary",)),
+    _figure("forget_vs_utility", ("summary",)),
+    _figure("recovery_ratios", ("summary",)),
+    _figure("surviving_update_against_lr", ("summary",)),
+    _figure("paper_comparison", ("summary", "paper")),
+    _figure("attack_recovery", ("attacks",)),
 )
 
 

@@ -1,6 +1,6 @@
 # Attacks other than quantization (docs/attacks.md): relearning on half A of the forget set, benign fine-tuning and
-# pruning, each run on the target, the retrain and every unlearned model, and evaluated like a precision (evaluate
-# rule, `precision` = the attack's id). Their verdicts, scored on half B's items, come with the summary.
+# pruning, each run on the target, the retrain and every unlearned model, and evaluated like a format (evaluate
+# rule, `format` = the attack's id). Their verdicts, scored on half B's items, come with the summary.
 rule split_forget:
     input:
         corpus=corpus_dir,

@@ -1,4 +1,4 @@
-# Helpers that turn the validated config into the grid: corpora × targets × models × precisions.
+# Helpers that turn the validated config into the grid: corpora × targets × models × formats.
 import json
 import os
 import re
@@ -11,12 +11,12 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.getenv("PYTHONPATH")]))
 )
 
-from qunlearn.audit import Reference, audited_models
+from qunlearn.audit import AuditTarget, audited_models
 from qunlearn.errors import stop_on_error
-from qunlearn.config import attack_specs, check_config, method_lrs, precision_id
-from qunlearn.provenance import Provenance
+from qunlearn.config.checks import attack_specs, check_config, format_id_of, method_lrs
+from qunlearn.config.provenance import Provenance
 from qunlearn.registry import FIGURES, backend
-from qunlearn.identity import (
+from qunlearn.config.naming import (
     BASE_ROLES,
     GRID_NAME_PATTERN,
     ModelId,
@@ -35,10 +35,10 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
 UNLEARNED = [  # the grid's, unlearned from every target
-    unlearned_name(method, lr, precision, seed)
+    unlearned_name(method, lr, stack, seed)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
-    for precision in config["unlearning"]["precisions"]
+    for stack in config["unlearning"]["precisions"]
     for seed in config["unlearning"]["seeds"]
 ]
 
@@ -65,7 +65,7 @@ with stop_on_error():
     AUDITED = audited_models(
         config["corpora"],
         {
-            (corpus, seed): Reference(
+            (corpus, seed): AuditTarget(
                 base_model_dir(corpus, seed, "target"),
                 corpus_tokenizer(corpus),
                 config["model"] if "embedded" in config["corpora"][corpus] else None,
@@ -92,29 +92,27 @@ MODELS = [
 ]
 UNLEARNED_MODELS = [m for m in MODELS if m.role in ("unlearned", "audited")]
 FORMATS = {
-    precision_id(f, config["quantization"]): f
+    format_id_of(f, config["quantization"]): f
     for f in config["quantization"]["formats"]
 }
-QUANTIZED_PRECISIONS = list(FORMATS)
-PRECISIONS = ["full"] + QUANTIZED_PRECISIONS
-SAVED_PRECISIONS = [p for p, f in FORMATS.items() if backend(f["quantizer"]).saved]
+QUANTIZED_FORMATS = list(FORMATS)
+FORMAT_IDS = ["full"] + QUANTIZED_FORMATS
+SAVED_FORMATS = [p for p, f in FORMATS.items() if backend(f["quantizer"]).saved]
 
 
-def precisions_written_by(rule):
+def formats_written_by(rule):
     """The saved formats whose backend's quantizer runs in `rule` (quantize.smk)."""
     return [p for p, f in FORMATS.items() if backend(f["quantizer"]).rule == rule]
 
 
 # Attacks other than quantization (attack.smk), by id: each evaluated at full precision from its own checkpoint.
 ATTACK_SPECS = attack_specs(config)
-# Every model at every precision (the retrain model too, the floor of the excess view), and under every attack.
-EVALUATIONS = [(model, precision) for model in MODELS for precision in PRECISIONS]
+# Every model in every format (the retrain model too, the floor of the excess view), and under every attack.
+EVALUATIONS = [(model, format_id) for model in MODELS for format_id in FORMAT_IDS]
 EVALUATIONS += [(model, attack) for model in MODELS for attack in ATTACK_SPECS]
 # The mechanism: every unlearned model under every format.
 MEASUREMENTS = [
-    (model, precision)
-    for model in UNLEARNED_MODELS
-    for precision in QUANTIZED_PRECISIONS
+    (model, format_id) for model in UNLEARNED_MODELS for format_id in QUANTIZED_FORMATS
 ]
 
 
@@ -133,7 +131,7 @@ wildcard_constraints:
     role="target|retrain",
     model=LABEL,
     unlearned=LABEL,
-    precision=one_of([*PRECISIONS, *ATTACK_SPECS]),
+    format=one_of([*FORMAT_IDS, *ATTACK_SPECS]),
 
 
 def model_of(wildcards, name_key="model"):
@@ -188,7 +186,7 @@ def unlearning_lr(model):
 
 
 def quantized_dir(wildcards):
-    return f"results/quantized/{model_of(wildcards).folder}/{wildcards.precision}"
+    return f"results/quantized/{model_of(wildcards).folder}/{wildcards.format}"
 
 
 def checkpoint_rule_input(wildcards):
@@ -200,21 +198,21 @@ def checkpoint_rule_input(wildcards):
     return {}
 
 
-def quantizer_of(precision):
+def quantizer_of(format_id):
     """The format's quantizer, whose backend loads the model for evaluation; None: the checkpoint as saved."""
-    return FORMATS[precision]["quantizer"] if precision in FORMATS else None
+    return FORMATS[format_id]["quantizer"] if format_id in FORMATS else None
 
 
 def attacked_dir(wildcards):
-    return f"results/attacked/{model_of(wildcards).folder}/{wildcards.precision}"
+    return f"results/attacked/{model_of(wildcards).folder}/{wildcards.format}"
 
 
 def evaluation_checkpoint(wildcards):
-    if wildcards.precision in ATTACK_SPECS:
+    if wildcards.format in ATTACK_SPECS:
         return attacked_dir(wildcards)
     return (
         quantized_dir(wildcards)
-        if wildcards.precision in SAVED_PRECISIONS
+        if wildcards.format in SAVED_FORMATS
         else model_dir(wildcards)
     )
 

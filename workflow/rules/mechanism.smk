@@ -7,17 +7,17 @@ rule mechanism:
         target=target_dir,
         model=unlearned_dir,
         target_quantized=expand(
-            "results/quantized/{{corpus}}/{{pair}}/target/{precision}",
-            precision=SAVED_PRECISIONS,
+            "results/quantized/{{corpus}}/{{pair}}/target/{format}",
+            format=SAVED_FORMATS,
         ),
         quantized=expand(
-            "results/quantized/{{corpus}}/{{pair}}/{{unlearned}}/{precision}",
-            precision=SAVED_PRECISIONS,
+            "results/quantized/{{corpus}}/{{pair}}/{{unlearned}}/{format}",
+            format=SAVED_FORMATS,
         ),
     output:
         expand(
-            "results/mechanism/{{corpus}}/{{pair}}/{{unlearned}}/{precision}.json",
-            precision=QUANTIZED_PRECISIONS,
+            "results/mechanism/{{corpus}}/{{pair}}/{{unlearned}}/{format}.json",
+            format=QUANTIZED_FORMATS,
         ),
     log:
         "results/logs/mechanism/{corpus}/{pair}/{unlearned}.log",
@@ -30,8 +30,8 @@ rule mechanism:
     params:
         lr=lambda wc: unlearning_lr(model_of(wc, "unlearned")),
         formats=[
-            {"quantizer": FORMATS[p]["quantizer"], "saved": p in SAVED_PRECISIONS}
-            for p in QUANTIZED_PRECISIONS
+            {"quantizer": FORMATS[p]["quantizer"], "saved": p in SAVED_FORMATS}
+            for p in QUANTIZED_FORMATS
         ],
     script:
         "../scripts/mechanism.py"

@@ -4,20 +4,20 @@ rule quantize:
     input:
         unpack(quantize_input),
     output:
-        quantized_output("results/quantized/{corpus}/{pair}/{model}/{precision}"),
+        quantized_output("results/quantized/{corpus}/{pair}/{model}/{format}"),
     log:
-        "results/logs/quantize/{corpus}/{pair}/{model}/{precision}.log",
+        "results/logs/quantize/{corpus}/{pair}/{model}/{format}.log",
     benchmark:
-        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
+        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{format}.tsv"
     wildcard_constraints:
-        precision=one_of(precisions_written_by("quantize")),
+        format=one_of(formats_written_by("quantize")),
     conda:
         "../../envs/quantize.yaml"
     threads: config["threads"]
     resources:
         **job_resources("quantize"),
     params:
-        settings=lambda wc: PROVENANCE.quantize_settings(wc.precision),
+        settings=lambda wc: PROVENANCE.quantize_settings(wc.format),
         seed=config["seed"],
     script:
         "../scripts/quantize.py"
@@ -29,19 +29,19 @@ rule quantize_gguf:
         model=model_dir,
         tokenizer=model_tokenizer_dir,
     output:
-        quantized_output("results/quantized/{corpus}/{pair}/{model}/{precision}"),
+        quantized_output("results/quantized/{corpus}/{pair}/{model}/{format}"),
     log:
-        "results/logs/quantize/{corpus}/{pair}/{model}/{precision}.log",
+        "results/logs/quantize/{corpus}/{pair}/{model}/{format}.log",
     benchmark:
-        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{precision}.tsv"
+        "results/benchmarks/quantize/{corpus}/{pair}/{model}/{format}.tsv"
     wildcard_constraints:
-        precision=one_of(precisions_written_by("quantize_gguf")),
+        format=one_of(formats_written_by("quantize_gguf")),
     conda:
         "../../envs/gguf.yaml"
     threads: config["threads"]
     resources:
         **job_resources("quantize"),
     params:
-        quantizer=lambda wc: FORMATS[wc.precision]["quantizer"],
+        quantizer=lambda wc: FORMATS[wc.format]["quantizer"],
     script:
         "../scripts/quantize_gguf.py"

@@ -1,8 +1,8 @@
 rule summarize:
     input:
         metrics=[
-            f"results/metrics/{model.folder}/{precision}.json"
-            for model, precision in EVALUATIONS
+            f"results/metrics/{model.folder}/{format_id}.json"
+            for model, format_id in EVALUATIONS
         ],
         # the grid's unlearning records (audited models have none)
         records=[
@@ -11,8 +11,8 @@ rule summarize:
             if model.role == "unlearned"
         ],
         mechanism=[
-            f"results/mechanism/{model.folder}/{precision}.json"
-            for model, precision in MEASUREMENTS
+            f"results/mechanism/{model.folder}/{format_id}.json"
+            for model, format_id in MEASUREMENTS
         ],
         # the held-out halves the attacks are scored on (none without attacks)
         splits=expand(
@@ -61,8 +61,8 @@ rule summarize:
         **job_resources("summarize"),
     params:
         rows=[
-            PROVENANCE.summary_row(model, precision)
-            for model, precision in EVALUATIONS
+            PROVENANCE.summary_row(model, format_id)
+            for model, format_id in EVALUATIONS
         ],
         record_rows=[
             PROVENANCE.summary_row(model, "full")
@@ -70,8 +70,8 @@ rule summarize:
             if model.role == "unlearned"
         ],
         mechanism_rows=[
-            PROVENANCE.summary_row(model, precision)
-            for model, precision in MEASUREMENTS
+            PROVENANCE.summary_row(model, format_id)
+            for model, format_id in MEASUREMENTS
         ],
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
         margin=config["report"]["margin"],

@@ -1,9 +1,9 @@
-from qunlearn.attacks import load_dtype
-from qunlearn.checkpoints import load_model, load_tokenizer, save_model
+from qunlearn.attacks.transforms import load_dtype
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.splits import ForgetSplit
 from qunlearn.io import read_json
-from qunlearn.muse import load_corpus
+from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
 from qunlearn.registry import ATTACKS, resolve
-from qunlearn.splits import ForgetSplit
 from qunlearn.workflow import start
 
 start(snakemake)

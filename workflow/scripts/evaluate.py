@@ -1,9 +1,9 @@
 from dataclasses import asdict
 
-from qunlearn.checkpoints import load_tokenizer
-from qunlearn.evaluation import batch_size_for, evaluate, load_for_evaluation
+from qunlearn.data.muse import load_corpus
+from qunlearn.evaluate.evaluator import batch_size_for, evaluate, load_for_evaluation
 from qunlearn.io import write_json
-from qunlearn.muse import load_corpus
+from qunlearn.models.checkpoints import load_tokenizer
 from qunlearn.workflow import package_versions, start
 
 start(snakemake)

@@ -1,7 +1,7 @@
-from qunlearn.checkpoints import load_model, load_tokenizer, save_model
-from qunlearn.evaluation import check_prompts_fit
-from qunlearn.muse import load_corpus
-from qunlearn.training import train_lm
+from qunlearn.data.muse import load_corpus
+from qunlearn.evaluate.evaluator import check_prompts_fit
+from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
+from qunlearn.models.training import train_lm
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,4 +1,4 @@
-from qunlearn.corpus import write_pretraining_corpus
+from qunlearn.data.synthetic import write_pretraining_corpus
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,6 +1,6 @@
-from qunlearn.checkpoints import load_state
+from qunlearn.analysis.mechanism import check_same_shapes, measure, measure_on_load, quantized_weights
 from qunlearn.io import write_json
-from qunlearn.mechanism import check_same_shapes, measure, measure_on_load, quantized_weights
+from qunlearn.models.checkpoints import load_state
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from qunlearn.plots import draw_all
-from qunlearn.summary import read_summary
-from qunlearn.tables import read_paper
+from qunlearn.analysis.summary import read_summary
+from qunlearn.report.figures import draw_all
+from qunlearn.report.tables import read_paper
 from qunlearn.workflow import start
 
 start(snakemake)

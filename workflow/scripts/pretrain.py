@@ -1,6 +1,6 @@
-from qunlearn.checkpoints import load_tokenizer, save_model
 from qunlearn.io import read_json
-from qunlearn.training import build_llama, train_lm
+from qunlearn.models.checkpoints import load_tokenizer, save_model
+from qunlearn.models.training import build_llama, train_lm
 from qunlearn.workflow import start
 
 start(snakemake)

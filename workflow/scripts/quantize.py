@@ -1,5 +1,5 @@
-from qunlearn.muse import load_corpus
-from qunlearn.quantization import Calibration, quantize_and_save
+from qunlearn.data.muse import load_corpus
+from qunlearn.quantize.llmcompressor import Calibration, quantize_and_save
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,4 +1,4 @@
-from qunlearn.gguf_format import quantize_gguf
+from qunlearn.quantize.gguf import quantize_gguf
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,6 +1,6 @@
+from qunlearn.data.muse import load_corpus
+from qunlearn.data.splits import split_corpus
 from qunlearn.io import write_json
-from qunlearn.muse import load_corpus
-from qunlearn.splits import split_corpus
 from qunlearn.workflow import start
 
 start(snakemake)

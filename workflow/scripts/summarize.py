@@ -1,7 +1,7 @@
-from qunlearn.attack_report import attack_verdicts
+from qunlearn.analysis.attacks import attack_verdicts
+from qunlearn.analysis.summary import summarize, write_summary
+from qunlearn.data.splits import ForgetSplit
 from qunlearn.io import read_json, write_text
-from qunlearn.splits import ForgetSplit
-from qunlearn.summary import summarize, write_summary
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,9 +1,9 @@
 import pandas as pd
 
+from qunlearn.analysis.summary import read_summary, unattacked
 from qunlearn.io import write_text
-from qunlearn.summary import read_summary, unattacked
-from qunlearn.tables import (attacks_table, contrast_table, main_table, paper_comparison, paper_table,
-                             per_model_ratios_table, read_paper, recovery_table)
+from qunlearn.report.tables import (attacks_table, contrast_table, main_table, paper_comparison, paper_table,
+                                    per_model_ratios_table, read_paper, recovery_table)
 from qunlearn.workflow import start
 
 start(snakemake)

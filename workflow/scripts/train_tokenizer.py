@@ -1,5 +1,5 @@
+from qunlearn.data.tokenizer import train_tokenizer
 from qunlearn.io import read_json
-from qunlearn.tokenizer import train_tokenizer
 from qunlearn.workflow import start
 
 start(snakemake)

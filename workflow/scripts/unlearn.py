@@ -1,7 +1,7 @@
 import torch
 
-from qunlearn.launch import UnlearnJob, launch_sharded
-from qunlearn.unlearn_job import LocalModels, run
+from qunlearn.unlearn.job import LocalModels, run
+from qunlearn.unlearn.launch import UnlearnJob, launch_sharded
 from qunlearn.workflow import start
 
 start(snakemake)

@@ -1,0 +1,115 @@
+"""Checks on the validated config that a JSON schema cannot express, and the names the grid uses."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from qunlearn.data.splits import check_halves, start_up_split
+from qunlearn.errors import QunlearnError
+from qunlearn.registry import ATTACKS, FORMATS, backend, check_format, method, resolve
+from qunlearn.unlearn.launch import check_shards
+
+REAL_MODEL_KEYS = ("path", "target", "retrain", "tokenizer")
+
+
+def group_size(fmt: dict, quantization: dict) -> int:
+    return FORMATS[fmt["quantizer"]].group_size or fmt.get("group_size", quantization["group_size"])
+
+
+def format_id_of(fmt: dict, quantization: dict) -> str:
+    """Folder name of a quantized format: rtn-w4g64 for group-wise quantizers, bnb-fp4-w4 for bitsandbytes."""
+    name, bits = fmt["quantizer"], fmt["bits"]
+    return f"{name}-w{bits}g{group_size(fmt, quantization)}" if backend(name).saved else f"{name}-w{bits}"
+
+
+def settings_hash(settings: dict) -> str:
+    """A short, stable fingerprint of the settings a result depends on (its provenance in the summary)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def method_lrs(config: dict, name: str) -> list[float]:
+    """SURE methods run at their own learning rates."""
+    unlearning = config["unlearning"]
+    return unlearning["sure"]["lrs"] if method(name).sure else unlearning["lrs"]
+
+
+def attack_spec(entry: dict) -> dict:
+    """An `attacks:` entry with every knob of its kind, the defaults filled in."""
+    return {"kind": entry["kind"], **ATTACKS[entry["kind"]].defaults, **entry}
+
+
+def attack_id(spec: dict) -> str:
+    """Folder name of an attacked model, and its `precision` in the evaluation, as its spec's `label` names it."""
+    return resolve(ATTACKS[spec["kind"]].label)(spec)
+
+
+def attack_settings(spec: dict, config: dict) -> dict:
+    """An attack's knobs, with the config values its job also depends on (its spec's `job_settings`)."""
+    return resolve(ATTACKS[spec["kind"]].job_settings)(spec, config)
+
+
+def attack_specs(config: dict) -> dict[str, dict]:
+    """The config's attacks by id, in its order, each with every knob."""
+    return {attack_id(spec): spec for spec in map(attack_spec, config["attacks"])}
+
+
+def check_attacks(attacks: list[dict]) -> None:
+    """After the schema (which names the kinds and each knob's range): each entry has only its kind's knobs, passes
+    its kind's own check (2:4 pruning zeroes exactly half of the weights), and no attack is listed twice."""
+    seen = {}
+    for index, entry in enumerate(attacks):
+        key, kind = f"attacks[{index}]", entry["kind"]
+        knobs = ATTACKS[kind].defaults
+        for knob in entry.keys() - {"kind", *knobs}:
+            raise QunlearnError(f"{key}.{knob}: {kind} has no knob {knob!r}",
+                                f"remove it ({kind}'s knobs: {', '.join(knobs)})")
+        spec = attack_spec(entry)
+        if ATTACKS[kind].check:
+            resolve(ATTACKS[kind].check)(key, spec)
+        name = attack_id(spec)
+        if name in seen:
+            raise QunlearnError(f"{key}: the same attack as attacks[{seen[name]}] ({name})", "remove one of them")
+        seen[name] = index
+
+
+def check_config(config: dict) -> None:
+    """Every check the schema cannot express, run before any job (the schema names the valid methods and the keys
+    a real corpus needs)."""
+    check_attacks(config["attacks"])
+    unlearning = config["unlearning"]
+    if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
+        raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",
+                            "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")
+    for fmt in config["quantization"]["formats"]:
+        try:
+            quantizer = check_format(fmt["quantizer"], fmt["bits"])
+        except QunlearnError as error:
+            raise QunlearnError(f"quantization.formats: {error.problem}", error.fix) from None
+        if quantizer.group_size and fmt.get("group_size", quantizer.group_size) != quantizer.group_size:
+            raise QunlearnError(f"quantization.formats: {quantizer.name}'s blocks are {quantizer.group_size} weights "
+                                f"by definition, not {fmt['group_size']}", f"remove group_size from the {quantizer.name} format")
+    model = config["model"]
+    embedded = any("embedded" in spec for spec in config["corpora"].values())
+    for index, fmt in enumerate(config["quantization"]["formats"]):
+        quantizer, group = FORMATS[fmt["quantizer"]], group_size(fmt, config["quantization"])
+        for key in ("hidden", "intermediate"):
+            if not (embedded and backend(quantizer.name).saved and model[key] % group):
+                continue
+            if quantizer.group_size:  # the format's own block size
+                raise QunlearnError(f"{quantizer.name}'s blocks of {group} weights do not divide model.{key} {model[key]}",
+                                    f"leave {quantizer.name} out of quantization.formats, or make model.{key} a multiple of {group}")
+            where = f"quantization.formats[{index}].group_size" if "group_size" in fmt else "quantization.group_size"
+            raise QunlearnError(
+                f"{where}: {group} does not divide model.{key} {model[key]}",
+                "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",
+            )
+    for name, spec in config["corpora"].items():
+        if "embedded" in spec:
+            continue
+        for key in REAL_MODEL_KEYS:
+            if not Path(spec[key]).exists():
+                raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")
+    check_shards(config)
+    if config["attacks"]:  # a forget set too small to split refuses the attacks
+        for name, spec in config["corpora"].items():
+            check_halves(start_up_split(spec, config["seed"]), name, spec)

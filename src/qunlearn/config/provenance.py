@@ -1,0 +1,108 @@
+"""What each job and each result depends on: the settings an unlearning, quantization or training job reads from the
+config (passed as `params:`, so that changing one re-runs exactly its jobs), and the summary's key columns and
+provenance hash of one metrics file. Torch-free: the Snakefile computes these for every job at start-up."""
+
+from dataclasses import dataclass
+
+from qunlearn.audit import AuditedModel
+from qunlearn.config.checks import attack_settings, group_size, settings_hash
+from qunlearn.config.naming import ModelId, UnlearnedName
+from qunlearn.registry import FORMATS as FORMAT_SPECS
+from qunlearn.registry import backend, method
+
+UNLEARN_KEYS = ("epochs", "batch_size", "max_len", "alpha", "beta", "loss_variant")
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "warmup_steps")
+ARCHITECTURE_KEYS = ("hidden", "layers", "heads", "intermediate", "max_position")
+FULL_PRECISION = {"quantizer": "none", "bits": 32}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    config: dict  # validated, defaults filled
+    formats: dict[str, dict]  # the config's quantized formats by id (config.format_id_of)
+    attacks: dict[str, dict]  # the config's attacks by id, every knob filled (config.attack_specs)
+    audited: dict[str, dict[str, AuditedModel]]  # per corpus, the audited models by label
+
+    def audited_of(self, model: ModelId) -> AuditedModel | None:
+        return self.audited[model.corpus].get(model.name) if model.role == "audited" else None
+
+    def unlearn_settings(self, unlearned: str) -> dict:
+        name = UnlearnedName.parse(unlearned)
+        unlearning = self.config["unlearning"]
+        return {"method": name.method, "lr": float(name.lr), "precision": name.stack, "seed": name.seed,
+                **{key: unlearning[key] for key in UNLEARN_KEYS}}
+
+    def sure_settings(self, unlearned: str) -> dict | None:
+        """SURE's gamma and mask for a _sure method, None otherwise."""
+        sure = self.config["unlearning"]["sure"]
+        return {"gamma": sure["gamma"], "mask": sure["mask"]} if method(UnlearnedName.parse(unlearned).method).sure \
+            else None
+
+    def quantize_settings(self, format_id: str) -> dict:
+        fmt = self.formats[format_id]
+        quantizer, spec = fmt["quantizer"], FORMAT_SPECS[fmt["quantizer"]]
+        if not backend(quantizer).saved:
+            return {"quantizer": quantizer, "bits": fmt["bits"]}
+        quantization = self.config["quantization"]
+        return {
+            "quantizer": quantizer,
+            "bits": fmt["bits"],
+            "group_size": group_size(fmt, quantization),
+            "symmetric": quantization["symmetric"].get(quantizer, spec.symmetric),  # None: no choice (FP4, GGUF)
+            "calibration": quantization["calibration"] if spec.calibrated else None,
+        }
+
+    def attack_settings(self, attack_id: str) -> dict:
+        return attack_settings(self.attacks[attack_id], self.config)
+
+    def training_settings(self, stage: str) -> dict:
+        """One stage of the embedded models' training (pretrain or finetune): its loop's settings."""
+        model = self.config["model"]
+        return {**{key: model[stage][key] for key in TRAINING_KEYS}, "train_len": model["train_len"]}
+
+    @property
+    def architecture(self) -> dict:
+        return {key: self.config["model"][key] for key in ARCHITECTURE_KEYS}
+
+    def result_settings(self, model: ModelId, format_id: str) -> dict:
+        """Every config value one metrics file depends on, from the corpus to the evaluation."""
+        config, audited, grid = self.config, self.audited_of(model), model.role == "unlearned"
+        audited_settings = {"audited": vars(audited)} if audited else None
+        return {
+            "seed": config["seed"],
+            "corpus": config["corpora"][model.corpus],
+            "tokenizer": config["tokenizer"],
+            # pretraining and fine-tuning; a target's own seed is target_seed (adding a seed changes no other result)
+            "model": {key: value for key, value in config["model"].items() if key != "seeds"},
+            "target_seed": model.target_seed,
+            "unlearning": self.unlearn_settings(model.name) if grid else audited_settings,
+            "sure": self.sure_settings(model.name) if grid else None,
+            "checkpoint": config["unlearning"]["checkpoint"] if grid else None,
+            "shards": config["unlearning"]["shards"] if grid else None,
+            "quantization": self.quantize_settings(format_id) if format_id in self.formats else None,
+            "evaluation": config["evaluation"],
+            # only attacked rows: the other rows' hashes stay as they were before attacks existed
+            **({"attack": self.attack_settings(format_id)} if format_id in self.attacks else {}),
+        }
+
+    def summary_row(self, model: ModelId, format_id: str) -> dict:
+        """The summary's key columns for one metrics file (format_id: full, a format's or an attack's id)."""
+        name, audited = model.unlearned, self.audited_of(model)
+        fmt = self.formats.get(format_id, FULL_PRECISION)
+        saved = fmt["quantizer"] != "none" and backend(fmt["quantizer"]).saved
+        return dict(
+            corpus=model.corpus,
+            target_seed=model.target_seed,
+            model=model.name,
+            audited=audited is not None,
+            method=name.method if name else audited.method if audited else "",
+            lr=name.lr if name else (audited.lr or "") if audited else "",
+            stack=name.stack if name else audited.stack if audited else "",
+            seed=name.seed if name else "",
+            format=format_id,
+            quantizer=fmt["quantizer"],
+            bits=fmt["bits"],
+            group_size=group_size(fmt, self.config["quantization"]) if saved else "",
+            attack=format_id if format_id in self.attacks else "",
+            config_hash=settings_hash(self.result_settings(model, format_id)),
+        )
