@@ -53,6 +53,7 @@ def test_the_schema_names_what_the_library_implements():
     assert unlearning["methods"]["items"]["enum"] == sorted(methods()) and len(methods()) == 12
     assert unlearning["epoch_metrics"]["items"]["enum"] == list(KNOWMEM_SPLITS)
     assert unlearning["precisions"]["items"]["enum"] == list(STACKS)
+    assert all(f"{name} (" in unlearning["precisions"]["description"] for name in STACKS)  # described there too
     formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
     assert formats["quantizer"]["enum"] == list(FORMATS)
     assert formats["bits"]["enum"] == [4, 5, 8]

@@ -26,7 +26,7 @@ from qunlearn.models.checkpoints import DTYPES, load_model, load_state, save_mod
 from qunlearn.models.training import build_llama
 from qunlearn.registry import LOSSES
 from qunlearn.unlearn.job import LocalModels, run
-from qunlearn.unlearn.launch import SHARDED_PRECISIONS, UnlearnJob, check_launch, check_shards, launch_sharded
+from qunlearn.unlearn.launch import UnlearnJob, check_launch, check_shards, launch_sharded, sharded_stacks
 from qunlearn.unlearn.losses import LossContext
 from qunlearn.unlearn.sharding import UNIT_COUNTS, RankShares, ShardedModels, shard
 from qunlearn.unlearn.stacks import precision_stack
@@ -70,7 +70,7 @@ def test_every_loss_says_what_it_averages_over():
 
 def test_each_precision_shards_its_weights_in_the_one_process_dtype():
     assert all(spec.weights == precision_stack(precision).weight_dtype
-               for precision, spec in SHARDED_PRECISIONS.items())
+               for precision, spec in sharded_stacks().items())
 
 
 @pytest.mark.parametrize("world", [2, 3, 4])

@@ -93,11 +93,22 @@ class Method:
 # --- Precision stacks while unlearning --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class ShardedPrecision:
+    """How a precision stack maps to FSDP2 when one job is sharded across processes (dtype names as in
+    models.checkpoints.DTYPES)."""
+    weights: str  # the sharded parameters', and so AdamW's states'
+    compute: str | None  # MixedPrecisionPolicy.param_dtype: what FSDP2 gathers for forward and backward; None: weights
+    reduce: str | None  # MixedPrecisionPolicy.reduce_dtype of the gradients' reduce-scatter; None: the gradients'
+    reference: str  # the frozen NPO/KLR reference's weights (it only ever runs forward, in the compute dtype)
+
+
+@dataclass(frozen=True)
 class Stack:
     name: str
     impl: str  # the unlearn.stacks.PrecisionStack: weight dtype, optimizer, autocast, bytes per parameter
-    description: str  # one line for the config schema
+    description: str  # one line for the config schema's description (registry.with_enums)
     fp32_master: bool = False  # keeps fp32 master weights: the stacks every other one is contrasted with
+    sharded: ShardedPrecision | None = None  # its FSDP2 mapping; None: it runs in one process only
 
 
 # --- Quantized formats and their backends -----------------------------------------------------------------------
@@ -143,7 +154,7 @@ class Attack:
     job_settings: str  # (spec, config) -> the spec with the config values its job also depends on
     trains: bool  # trains in a precision stack (the `precision` knob), else works on fp32 weights
     check: str | None = None  # (key, spec) -> raises QunlearnError for a combination of knobs that cannot run
-    description: str = ""
+    description: str = ""  # one line for the config schema's description (registry.with_enums)
 
 
 # --- Figures ----------------------------------------------------------------------------------------------------
@@ -192,17 +203,23 @@ register(
          variants={"muse": _unlearning("klr_logits_loss", "sequences")}),
 )
 
-def _stack(name: str, description: str, fp32_master: bool = False) -> Stack:
-    return Stack(name, f"qunlearn.unlearn.stacks:{name.upper().replace('-', '_')}", description, fp32_master)
+def _stack(name: str, description: str, **kwargs) -> Stack:
+    return Stack(name, f"qunlearn.unlearn.stacks:{name.upper().replace('-', '_')}", description, **kwargs)
 
 
+# Each sharded stack as users configure FSDP2 for it. `mixed` keeps fp32 master weights and computes in bf16 through
+# FSDP2's policy (which replaces the one-process loop's autocast); its reference is stored in bf16 because the
+# policy would gather exactly those bf16 casts of fp32 weights, at half the memory.
 register(
-    _stack("bf16", "bf16 weights and AdamW states: the paper's and MUSE's"),
+    _stack("bf16", "bf16 weights and AdamW states: the paper's and MUSE's",
+           sharded=ShardedPrecision(weights="bf16", compute=None, reduce=None, reference="bf16")),
     _stack("bf16-adam32", "bf16 weights, bitsandbytes' 32-bit AdamW states: open-unlearning's"),
     _stack("bf16-sr", "pure bf16, stochastic rounding of the weight write-back"),
     _stack("bf16-kahan", "pure bf16, Kahan-compensated updates: torch-optimi"),
-    _stack("fp32", "fp32 weights and AdamW states throughout", fp32_master=True),
-    _stack("mixed", "fp32 master weights, bf16 autocast: AMP, DeepSpeed", fp32_master=True),
+    _stack("fp32", "fp32 weights and AdamW states throughout", fp32_master=True,
+           sharded=ShardedPrecision(weights="fp32", compute=None, reduce=None, reference="fp32")),
+    _stack("mixed", "fp32 master weights, bf16 autocast: AMP, DeepSpeed", fp32_master=True,
+           sharded=ShardedPrecision(weights="fp32", compute="bf16", reduce="fp32", reference="bf16")),
 )
 
 register(
@@ -318,7 +335,8 @@ def import_extensions(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except ImportError as error:
             raise QunlearnError(f"extensions: cannot import {module!r} ({error})",
-                                "put its folder on PYTHONPATH, or remove it from extensions") from None
+                                "name the module as Python imports it (my_unlearning, not my_unlearning.py), put its "
+                                "folder on PYTHONPATH, or remove it from extensions") from None
 
 
 # The schema's enums, each filled from the registry where the schema marks a node with `x-registry: NAME`.
@@ -333,8 +351,13 @@ ENUMS = {
 }
 
 
+# What each registered name is, for the descriptions (which the config's error messages quote).
+DESCRIPTIONS = {"stacks": lambda: STACKS, "attacks": lambda: ATTACKS}
+
+
 def with_enums(node):
-    """A copy of a schema in which every node marked `x-registry: NAME` has the registry's NAME as its enum."""
+    """A copy of a schema in which every node marked `x-registry: NAME` has the registry's NAME as its enum, and
+    every node marked `x-registry-descriptions: NAME` describes each of those names after its own description."""
     if isinstance(node, list):
         return [with_enums(item) for item in node]
     if not isinstance(node, dict):
@@ -342,4 +365,7 @@ def with_enums(node):
     filled = {key: with_enums(value) for key, value in node.items()}
     if "x-registry" in node:
         filled["enum"] = ENUMS[node["x-registry"]]()
+    if "x-registry-descriptions" in node:
+        specs = DESCRIPTIONS[node["x-registry-descriptions"]]().values()
+        filled["description"] = f"{node['description']}: " + "; ".join(f"{s.name} ({s.description})" for s in specs)
     return filled

@@ -14,34 +14,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qunlearn.errors import QunlearnError
+from qunlearn.registry import STACKS, ShardedPrecision
 
 
-@dataclass(frozen=True)
-class ShardedPrecision:
-    """How a precision stack maps to FSDP2 (dtype names as in checkpoints.DTYPES)."""
-    weights: str  # the sharded parameters', and so AdamW's states'
-    compute: str | None  # MixedPrecisionPolicy.param_dtype: what FSDP2 gathers for forward and backward; None: weights
-    reduce: str | None  # MixedPrecisionPolicy.reduce_dtype of the gradients' reduce-scatter; None: the gradients'
-    reference: str  # the frozen NPO/KLR reference's weights (it only ever runs forward, in the compute dtype)
-
-
-# Each precision as users configure FSDP2 for it. `mixed` keeps fp32 master weights and computes in bf16 through
-# FSDP2's policy (which replaces the one-process loop's autocast); its reference is stored in bf16 because the
-# policy would gather exactly those bf16 casts of fp32 weights, at half the memory.
-SHARDED_PRECISIONS = {
-    "fp32": ShardedPrecision(weights="fp32", compute=None, reduce=None, reference="fp32"),
-    "mixed": ShardedPrecision(weights="fp32", compute="bf16", reduce="fp32", reference="bf16"),
-    "bf16": ShardedPrecision(weights="bf16", compute=None, reduce=None, reference="bf16"),
-}
+def sharded_stacks() -> dict[str, ShardedPrecision]:
+    """The stacks whose spec has an FSDP2 mapping, by name."""
+    return {name: stack.sharded for name, stack in STACKS.items() if stack.sharded}
 
 
 def sharded_precision(precision: str, shards: int) -> ShardedPrecision:
-    if precision not in SHARDED_PRECISIONS:
+    if precision not in sharded_stacks():
         raise QunlearnError(
             f"unlearning.precisions: {precision} has no FSDP2 mapping, so it cannot run with unlearning.shards: {shards}",
-            f"unlearn {precision} with unlearning.shards: 1, or shard only {', '.join(SHARDED_PRECISIONS)}",
+            f"unlearn {precision} with unlearning.shards: 1, or shard only {', '.join(sharded_stacks())}",
         )
-    return SHARDED_PRECISIONS[precision]
+    return sharded_stacks()[precision]
 
 
 def check_layers(shards: int, layers: int, where: str) -> None:
