@@ -103,3 +103,29 @@ def test_an_unknown_extension_is_one_line_naming_the_fix(tmp_path):
 def test_names_that_would_not_parse_back_are_refused(spec, problem):
     with pytest.raises(QunlearnError, match=problem):
         registry.register(spec)
+
+
+def test_no_method_loss_format_or_attack_is_named_outside_its_spec():
+    """A method's constrained-ness, a format's backend or an attack's kind is read from its spec: no module but the
+    registry (and the spec-named implementation modules' own docstrings) spells a registered method, loss, format or
+    attack name as a string, so that a hand-kept list (`CONSTRAINED = ("ga_gdr", ...)`, `if quantizer == "awq"`)
+    fails here. Stack names are left out: bf16 and fp32 are also dtypes."""
+    import ast
+    import re
+
+    names = {*registry.methods(), *registry.LOSSES, *registry.FORMATS, *registry.ATTACKS}
+    found = []
+    for path in [*(REPO / "src/qunlearn").rglob("*.py"), *(REPO / "workflow/scripts").glob("*.py")]:
+        if path.name == "registry.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr)}
+        found += [f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings]
+    rules = {rule for path in (REPO / "workflow/rules").glob("*.smk")
+             for rule in re.findall(r"^rule (\w+):", path.read_text(), re.M)}  # finetune is a rule and an attack
+    for path in (REPO / "workflow/rules").glob("*.smk"):
+        found += [f"{path.relative_to(REPO)}: {name!r}" for name in names - rules if f'"{name}"' in path.read_text()]
+    assert found == []
