@@ -34,9 +34,10 @@ class Provenance:
 
     def sure_settings(self, unlearned: str) -> dict | None:
         """SURE's gamma and mask for a _sure method, None otherwise."""
+        if not method(UnlearnedName.parse(unlearned).method).sure:
+            return None
         sure = self.config["unlearning"]["sure"]
-        return {"gamma": sure["gamma"], "mask": sure["mask"]} if method(UnlearnedName.parse(unlearned).method).sure \
-            else None
+        return {"gamma": sure["gamma"], "mask": sure["mask"]}
 
     def quantize_settings(self, format_id: str) -> dict:
         fmt = self.formats[format_id]
