@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from qunlearn.errors import QunlearnError
+from qunlearn.models.checkpoints import load_in_format
 from qunlearn.quantize.bitsandbytes import bitsandbytes_dequantized
-from qunlearn.registry import FORMATS, backend, resolve
+from qunlearn.registry import FORMATS
 
 STEP_THRESHOLDS = (0.01, 0.1, 0.5, 1.0)  # |ΔW| / step: the cumulative distribution at these points
 SCALE_SUFFIX = ".weight_scale"
@@ -141,11 +142,9 @@ def measure(target: dict, unlearned: dict, target_quantized_dir: str | Path, unl
     format's step grows along its codebook, GGUF keeps its scales in the file (and k-quants nest two levels of
     them): for these (specs without `step_units`) only the stored quantized values are compared, and step units and
     the threshold are left out."""
-    fmt = FORMATS[quantizer]
-    load = resolve(backend(quantizer).load)
-    target_dequantized = load(target_quantized_dir, fmt).state_dict()
-    unlearned_dequantized = quantized_weights(load(unlearned_quantized_dir, fmt).state_dict())
-    steps = quantization_steps(target_dequantized) if fmt.step_units else None
+    target_dequantized = load_in_format(target_quantized_dir, quantizer).state_dict()
+    unlearned_dequantized = quantized_weights(load_in_format(unlearned_quantized_dir, quantizer).state_dict())
+    steps = quantization_steps(target_dequantized) if FORMATS[quantizer].step_units else None
     target_quantized = quantized_weights(target_dequantized)
     result = compare(target, unlearned, target_quantized, unlearned_dequantized, steps)
     threshold = None if steps is None else bf16_threshold_lr({name: step / 2 for name, step in steps.items()})

@@ -10,21 +10,11 @@ from qunlearn.data.muse import MuseCorpus
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluate.metrics import (KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mink_auc, mink_table,
                                        rouge_l_scores)
-from qunlearn.models.checkpoints import load_model
-from qunlearn.registry import FORMATS, backend, resolve
 
 VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32
 AUTO_BATCH_SIZE = {"cpu": 128, "cuda": 32}
 KNOWMEM_SPLITS = {"knowmem_f": "forget", "knowmem_r": "retain"}  # metric name: the QA split it asks
-
-
-def load_for_evaluation(checkpoint: str, quantizer: str | None) -> torch.nn.Module:
-    """A checkpoint as evaluation sees it: as saved (quantizer None), or loaded in the format by its backend: a
-    quantized checkpoint dequantized, or the full-precision one quantized on load."""
-    if quantizer is None:
-        return load_model(checkpoint, "fp32")
-    return resolve(backend(quantizer).load)(checkpoint, FORMATS[quantizer])
 
 
 def batch_size_for(setting: int | str, device: torch.device) -> int:

@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from qunlearn.errors import QunlearnError
 from qunlearn.io import atomic_dir, write_json
 from qunlearn.models.files import check_checkpoint
+from qunlearn.registry import FORMATS, backend, resolve
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -24,6 +25,15 @@ def load_model(path: str | Path, dtype: str = "fp32", **kwargs) -> torch.nn.Modu
         path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=False, **kwargs
     )
     return model.eval()
+
+
+def load_in_format(checkpoint: str | Path, quantizer: str | None) -> torch.nn.Module:
+    """A checkpoint as evaluation and the mechanism see it: as saved (quantizer None), or loaded in the format by
+    its backend (registry.Backend.load): a quantized checkpoint dequantized, or the full-precision one quantized on
+    load."""
+    if quantizer is None:
+        return load_model(checkpoint, "fp32")
+    return resolve(backend(quantizer).load)(checkpoint, FORMATS[quantizer])
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
