@@ -80,7 +80,7 @@ def worker(precision: str, folder: Path) -> None:
                     precision=precision, seed=0)
     out = folder / f"{precision}-{shards}"
     job = UnlearnJob(str(folder / "corpus"), str(folder / "tokenizer"), str(folder / "target"), None, settings, None,
-                     [], 16, "last", str(out), f"{out}.json", threads=1)
+                     [], 1, 16, "last", str(out), f"{out}.json", threads=1)
     run(job, models)
     print(json.dumps({"precision": precision, "shards": shards, "rank": int(os.environ.get("RANK", 0)), **held,
                       "rss_baseline": baseline, "rss_peak": _peak_rss()}), flush=True)

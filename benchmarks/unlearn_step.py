@@ -1,63 +1,45 @@
-"""NPO_GDR unlearning steps with the frozen reference's likelihood kept per forget chunk (what `unlearn` does)
-against recomputing it at every step, on the same model and chunks, in one run; or, with `--stacks`, the time
-per step of each precision stack relative to bf16's.
+"""Time per unlearning step of this checkout's `unlearn()` against a baseline commit's (3afb097: the step before
+the forget and retain batches shared one forward), per precision stack, in one run, and how far their final weights
+are apart.
 
-Usage: python benchmarks/unlearn_step.py [TARGET_DIR TOKENIZER_DIR CORPUS_DIR] [--epochs N] [--precision P]
-       python benchmarks/unlearn_step.py [TARGET_DIR TOKENIZER_DIR CORPUS_DIR] --stacks [S ...] [--rounds R]
-Defaults: the default run's toy-news target (run `make run` first), 2 epochs of batch 1 in pure bf16, one
-thread as in the workflow. Ends with `speedup=<ratio> identical_weights=<bool>`, or with `--stacks` one line
-per stack, `<stack> ms_per_step=<ms> vs_bf16=<ratio>`. Without the default run's target it times an untrained
-model of config.yaml's architecture on a toy-news corpus and tokenizer generated in the script (a step's time
-depends on the shapes, not on the weights) and says so.
+Usage: python benchmarks/unlearn_step.py [TARGET_DIR TOKENIZER_DIR CORPUS_DIR] [--baseline REV] [--stacks S ...]
+                                         [--epochs N] [--rounds R]
+Defaults: the default run's toy-news target t0 (run `make run` first), NPO_GDR at lr 3e-5 and batch 1 for 1 epoch,
+bf16, bf16-sr, fp32 and mixed, 2 rounds, one thread as in the workflow. Each round runs every stack with the
+baseline's code and with this checkout's, each in a fresh process, in turn; each side keeps its fastest round (on a
+shared machine the slower rounds measure the neighbours). One line per stack:
+    <stack> baseline_ms=<ms> ms=<ms> ratio=<this/baseline> identical=<bool> max_rel_diff=<max |Δw| / max |w|>
+Weights are not expected bit-identical: one forward and one backward over both batches sums the two losses'
+gradients inside the matrix products (in fp32) instead of adding two gradients in the weights' dtype, so they
+differ by rounding (about a bf16 unit where weights are bf16, float32 rounding where they are fp32). Without the
+default run's target it times an untrained model of config.yaml's architecture (a step's time depends on the
+shapes, not the weights) and says so.
 """
 
 import argparse
-import copy
-import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
-import torch
 import yaml
 
-from qunlearn.data.batches import collate, encode_documents, pack
-from qunlearn.data.muse import load_corpus
-from qunlearn.data.synthetic import write_corpus
-from qunlearn.data.tokenizer import train_tokenizer
-from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
-from qunlearn.models.training import build_llama
-from qunlearn.registry import STACKS
-from qunlearn.unlearn.loop import step_precision
-from qunlearn.unlearn.losses import LossContext, gdr_loss, npo_loss
-from qunlearn.unlearn.stacks import precision_stack
-
-
-def chunks(tokenizer, texts: list[str]) -> list[list[int]]:
-    return pack(encode_documents(tokenizer, texts), 256, tokenizer.bos_token_id)
-
-
-def unlearn_steps(target: str, forget: list, retain: list, precision: str, epochs: int, cached: bool):
-    """Seconds for `epochs` passes over the forget chunks in order, and the weights they leave."""
-    model = load_model(target, precision_stack(precision).weight_dtype).train()
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    kept = LossContext(model, reference, beta=0.1)
-    optimizer = precision_stack(precision).optimizer(list(model.parameters()), 3e-5, 0)
-    retain_batches = itertools.cycle(retain)
-    start = time.perf_counter()
-    for forget_batch in forget * epochs:
-        ctx = kept if cached else LossContext(model, reference, beta=0.1)  # a fresh context forgets the reference
-        with step_precision(precision, model.device):
-            loss = npo_loss(ctx, forget_batch) + gdr_loss(ctx, next(retain_batches))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - start, model.state_dict()
+STEP = {"method": "npo_gdr", "lr": 3e-5, "batch_size": 1, "max_len": 256, "alpha": 1.0, "beta": 0.1, "seed": 0}
 
 
 def stand_in(folder: Path) -> tuple[str, str, str]:
-    """config.yaml's toy-news corpus, a tokenizer of its vocabulary trained on that corpus, and an untrained model
-    of its architecture: target, tokenizer and corpus folders with the default run's shapes."""
+    """config.yaml's toy-news corpus, a tokenizer trained on it and an untrained model of its architecture."""
+    from qunlearn.data.synthetic import write_corpus
+    from qunlearn.data.muse import load_corpus
+    from qunlearn.data.tokenizer import train_tokenizer
+    from qunlearn.models.checkpoints import load_tokenizer, save_model
+    from qunlearn.models.training import build_llama
+
     config = yaml.safe_load(Path("config.yaml").read_text())
     corpus_dir, tokenizer_dir, target_dir = folder / "toy-news", folder / "tokenizer", folder / "target"
     write_corpus(corpus_dir, seed=config["seed"], **config["corpora"]["toy-news"]["embedded"])
@@ -70,28 +52,59 @@ def stand_in(folder: Path) -> tuple[str, str, str]:
     return str(target_dir), str(tokenizer_dir), str(corpus_dir)
 
 
-def compare_stacks(target: str, forget: list, retain: list, stacks: list[str], epochs: int, rounds: int) -> None:
-    """Each stack's time per step (reference kept, as `unlearn` does): every stack once per round, in turn, and
-    each stack's fastest round kept (on a shared machine the slower rounds measure the neighbours)."""
-    steps = len(forget) * epochs
-    seconds = {stack: float("inf") for stack in stacks}
-    for _ in range(rounds):
-        for stack in stacks:
-            seconds[stack] = min(seconds[stack], unlearn_steps(target, forget, retain, stack, epochs, cached=True)[0])
-    print(f"NPO_GDR, batch 1, {steps} steps per stack and round, the fastest of {rounds} round(s):")
-    for stack, spent in seconds.items():
-        print(f"{stack} ms_per_step={spent / steps * 1000:.0f} vs_bf16={spent / seconds['bf16']:.2f}")
+def worker(job: dict) -> None:
+    """In a fresh process, with `job["src"]` first on the path: unlearn the target with that tree's `unlearn()`,
+    save the weights and print the seconds and steps of the unlearn() call as JSON."""
+    sys.path.insert(0, job["src"])
+    import torch
+    from safetensors.torch import save_file
+
+    try:  # this checkout's layout
+        from qunlearn.models.checkpoints import load_model, load_tokenizer
+        from qunlearn.unlearn.loop import UnlearnSettings, unlearn
+        from qunlearn.unlearn.stacks import precision_stack
+        weight_dtype = precision_stack(job["stack"]).weight_dtype
+    except ModuleNotFoundError:  # 3afb097's
+        from qunlearn.checkpoints import load_model, load_tokenizer
+        from qunlearn.unlearning import WEIGHT_DTYPES, UnlearnSettings, unlearn
+        weight_dtype = WEIGHT_DTYPES[job["stack"]]
+    torch.set_num_threads(1)
+    texts = json.loads(Path(job["texts"]).read_text())
+    model = load_model(job["target"], weight_dtype)
+    settings = UnlearnSettings(**STEP, epochs=job["epochs"], precision=job["stack"])
+    start = time.perf_counter()
+    record = unlearn(model, load_tokenizer(job["tokenizer"]), texts["forget"], texts["retain"], settings)
+    seconds = time.perf_counter() - start
+    save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, job["weights"])
+    print(json.dumps({"seconds": seconds, "steps": record["steps"]}))
 
 
-def compare_reference(target: str, forget: list, retain: list, precision: str, epochs: int) -> None:
-    """The frozen reference's likelihood recomputed every step against kept per chunk, on the same steps."""
-    steps = len(forget) * epochs
-    recomputed_s, recomputed = unlearn_steps(target, forget, retain, precision, epochs, cached=False)
-    kept_s, kept = unlearn_steps(target, forget, retain, precision, epochs, cached=True)
-    identical = all(torch.equal(kept[name], recomputed[name]) for name in kept)
-    print(f"{steps} steps ({precision}): reference recomputed {recomputed_s / steps * 1000:.0f} ms/step, "
-          f"kept {kept_s / steps * 1000:.0f} ms/step")
-    print(f"speedup={recomputed_s / kept_s:.2f} identical_weights={identical}")
+def run_side(src: str, stack: str, common: dict, weights: Path) -> float:
+    """Seconds per step of one side's unlearn() in a fresh process."""
+    job = {**common, "src": src, "stack": stack, "weights": str(weights)}
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{src} {stack} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"] / result["steps"]
+
+
+def weight_difference(a: Path, b: Path) -> tuple[bool, float]:
+    from safetensors.torch import load_file
+
+    first, second = load_file(a), load_file(b)
+    identical = all(first[name].equal(second[name]) for name in first)
+    relative = max(((first[n].float() - second[n].float()).abs().max() / first[n].float().abs().max()).item()
+                   for n in first)
+    return identical, relative
+
+
+def baseline_tree(rev: str, folder: Path) -> str:
+    """The baseline commit's src/ folder, from git."""
+    archive = subprocess.run(["git", "archive", rev, "src"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return str(folder / "src")
 
 
 def main() -> None:
@@ -99,28 +112,43 @@ def main() -> None:
     parser.add_argument("target", nargs="?", default="results/models/toy-news/t0/target")
     parser.add_argument("tokenizer", nargs="?", default="results/tokenizer")
     parser.add_argument("corpus", nargs="?", default="results/corpora/toy-news")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--precision", default="bf16", choices=sorted(STACKS))
-    parser.add_argument("--stacks", nargs="*", choices=list(STACKS),
-                        help="time these stacks (all when none is named) against bf16 instead")
-    parser.add_argument("--rounds", type=int, default=1, help="with --stacks: time every stack this many times")
+    parser.add_argument("--baseline", default="3afb097")
+    parser.add_argument("--stacks", nargs="+", default=["bf16", "bf16-sr", "fp32", "mixed"])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as scratch:
+    if args.worker:
+        return worker(json.loads(args.worker))
+    from qunlearn.data.muse import load_corpus
+
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
         target, tokenizer, corpus = args.target, args.tokenizer, args.corpus
         if not Path(target).exists():
             print(f"{target} not found: timing an untrained model of config.yaml's architecture on a toy-news "
                   "corpus and tokenizer made here")
-            target, tokenizer, corpus = stand_in(Path(scratch))
-        tokenizer, corpus = load_tokenizer(tokenizer), load_corpus(corpus)
-        pad = tokenizer.pad_token_id
-        forget = [collate([c], pad) for c in chunks(tokenizer, corpus.raw["forget"])]
-        retain = [collate([c], pad) for c in chunks(tokenizer, corpus.raw["retain1"])]
-        if args.stacks is None:
-            compare_reference(target, forget, retain, args.precision, args.epochs)
-        else:
-            stacks = ["bf16", *(stack for stack in args.stacks or STACKS if stack != "bf16")]
-            compare_stacks(target, forget, retain, stacks, args.epochs, args.rounds)
+            target, tokenizer, corpus = stand_in(scratch)
+        raw = load_corpus(corpus).raw
+        (scratch / "texts.json").write_text(json.dumps({"forget": raw["forget"], "retain": raw["retain1"]}))
+        common = {"target": target, "tokenizer": tokenizer, "texts": str(scratch / "texts.json"), "epochs": args.epochs}
+        sides = {"baseline": baseline_tree(args.baseline, scratch / "baseline"), "this": str(Path("src").resolve())}
+        per_step = {(side, stack): [] for side in sides for stack in args.stacks}
+        for _ in range(args.rounds):
+            for stack in args.stacks:
+                for side, src in sides.items():
+                    per_step[side, stack].append(run_side(src, stack, common, scratch / f"{side}-{stack}.safetensors"))
+        print(f"NPO_GDR, batch 1, {args.epochs} epoch(s) per process, fastest of {args.rounds} round(s); "
+              f"baseline {args.baseline}:")
+        ratios = []
+        for stack in args.stacks:
+            baseline, this = min(per_step["baseline", stack]), min(per_step["this", stack])
+            identical, relative = weight_difference(scratch / f"baseline-{stack}.safetensors",
+                                                    scratch / f"this-{stack}.safetensors")
+            ratios.append(this / baseline)
+            print(f"{stack} baseline_ms={baseline * 1000:.0f} ms={this * 1000:.0f} ratio={this / baseline:.2f} "
+                  f"identical={identical} max_rel_diff={relative:.1e}")
+        print(f"geometric_mean_ratio={statistics.geometric_mean(ratios):.2f}")
 
 
 if __name__ == "__main__":

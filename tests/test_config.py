@@ -9,7 +9,7 @@ from qunlearn.config.checks import check_config, method_lrs, format_id_of
 from qunlearn.config.naming import UnlearnedName, format_lr, unlearned_name
 from qunlearn.config.schema import load_schema, validated
 from qunlearn.errors import QunlearnError
-from qunlearn.evaluate.evaluator import KNOWMEM_SPLITS
+from qunlearn.evaluate.evaluator import EPOCH_METRICS
 from qunlearn.models.checkpoints import DTYPES
 from qunlearn.registry import ATTACKS, FORMATS, STACKS, methods
 
@@ -51,7 +51,7 @@ def test_the_schema_names_what_the_library_implements():
     schema = load_schema(SCHEMA)["properties"]
     unlearning = schema["unlearning"]["properties"]
     assert unlearning["methods"]["items"]["enum"] == sorted(methods()) and len(methods()) == 12
-    assert unlearning["epoch_metrics"]["items"]["enum"] == list(KNOWMEM_SPLITS)
+    assert unlearning["epoch_metrics"]["items"]["enum"] == list(EPOCH_METRICS)
     assert unlearning["precisions"]["items"]["enum"] == list(STACKS)
     assert all(f"{name} (" in unlearning["precisions"]["description"] for name in STACKS)  # described there too
     formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
@@ -153,7 +153,7 @@ def test_real_corpus_needs_existing_paths(tmp_path):
         ({"unlearning.sure": {"gamma": 120}}, r"unlearning.sure.gamma: must be at most 100 \(got 120\) — fix: write a number of 100 or less"),
         ({"quantization.formats": [{"quantizer": "rtn", "bits": 3}]}, r"quantization.formats\[0\].bits: not an allowed value \(got 3\) — fix: write one of 4, 5, 8"),
         ({"quantization.formats": [{"quantizer": "hqq", "bits": 4}]}, r"quantization.formats\[0\].quantizer: not an allowed value \(got 'hqq'\) — fix: write one of rtn, gptq, awq"),
-        ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"unlearning.epoch_metrics\[1\]: not an allowed value \(got 'rouge'\) — fix: write one of knowmem_f, knowmem_r"),
+        ({"unlearning.epoch_metrics": ["knowmem_f", "rouge"]}, r"unlearning.epoch_metrics\[1\]: not an allowed value \(got 'rouge'\) — fix: write one of verbmem_f, knowmem_f, knowmem_r"),
         ({"corpora": {"muse-news": {"path": "/data", "target": "/t", "tokenizer": "/k"}}}, r"corpora.muse-news: missing key 'retrain' \(needed without 'embedded'\) — fix: add retrain \(local Hugging Face folder"),
         ({"evaluation.batch_size": "large"}, r"evaluation.batch_size: must be a whole number or 'auto' \(got 'large'\)"),
         ({"unlearning.loss_variant": "tofu"}, r"unlearning.loss_variant: not an allowed value \(got 'tofu'\) — fix: write one of standard, muse"),

@@ -150,7 +150,7 @@ def _job(corpus_dir, tokenizer_dir, target, out: Path, method: str, precision: s
     settings = dict(method=method, lr=1e-4, epochs=1, batch_size=5, max_len=64, alpha=1.0, beta=0.1,
                     precision=precision, seed=0)
     metrics = ["knowmem_f"] if precision == "mixed" else []  # evaluated in step on every rank
-    return UnlearnJob(str(corpus_dir), str(tokenizer_dir), str(target), None, settings, None, metrics, 16, "last",
+    return UnlearnJob(str(corpus_dir), str(tokenizer_dir), str(target), None, settings, None, metrics, 1, 16, "last",
                       str(out / f"{method}_{precision}"), str(out / f"{method}_{precision}.json"), threads=1)
 
 

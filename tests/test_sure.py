@@ -68,6 +68,15 @@ def test_epoch_metrics_and_muse_checkpoint_rule_stop_early(corpus_dir, toy_token
     assert record["epochs_run"] == 2 and not record["diverged"]
 
 
+def test_epoch_metrics_every_nth_epoch_and_the_last(corpus_dir, toy_tokenizer):
+    corpus = load_corpus(corpus_dir)
+    values = iter([30.0, 20.0])
+    record = unlearn(_model(toy_tokenizer), toy_tokenizer, corpus.raw["forget"], corpus.raw["retain1"],
+                     _settings("ga_gdr", sure=None, epochs=5), lambda m: {"knowmem_f": next(values)},
+                     forgets_like_retrain(0.0), measure_every=3)
+    assert [r.get("knowmem_f") for r in record["history"]] == [None, None, 30.0, None, 20.0]
+
+
 def test_a_huge_learning_rate_diverges_cleanly(corpus_dir, toy_tokenizer):
     corpus = load_corpus(corpus_dir)
     model = _model(toy_tokenizer)

@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import math
 
@@ -140,3 +141,25 @@ def test_muse_klr_on_raw_logits_by_hand():
     expected = ((1 * (0 - 0) + 1 * (0 - 1)) + (math.e * (1 - 0) + 1 * (0 - 0))) / 2
     batch = collate([[0], [0]], pad_id=0)
     assert klr_logits_loss(LossContext(model, reference, 0.1), batch).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss_fn", [npo_loss, gdr_loss, npo_logits_loss, klr_loss])
+def test_one_forward_over_the_steps_batches_gives_each_batch_its_own_logits(tiny_llama, loss_fn):
+    """Forget and retain batches of different widths (one padded inside): each loss and its gradient from the
+    step's one forward equal those from a forward of its own batch, within float32 rounding."""
+    model = tiny_llama.float()
+    ctx = LossContext(model, copy.deepcopy(model).requires_grad_(False), beta=0.1)
+    forget = collate([[1, 5, 9, 4, 2, 7], [1, 3, 8]], pad_id=0)
+    retain = collate([[1, 6, 2, 2, 9, 3, 5, 4, 8]], pad_id=0)
+
+    def loss_and_gradient(together: bool):
+        model.zero_grad()
+        with ctx.forward_together([forget, retain]) if together else contextlib.nullcontext():
+            loss = loss_fn(ctx, forget) + loss_fn(ctx, retain)
+        loss.backward()
+        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    (separate, separate_grad), (together, together_grad) = loss_and_gradient(False), loss_and_gradient(True)
+    torch.testing.assert_close(together, separate, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(together_grad, separate_grad, rtol=1e-4, atol=1e-6)
+    assert not ctx._together  # the rows are dropped with the step

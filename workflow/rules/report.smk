@@ -158,3 +158,34 @@ rule plots:
         margin=config["report"]["margin"],
     script:
         "../scripts/plots.py"
+
+
+# How many epochs unlearning needs (docs/calibration.md): asked for by name, never part of `all`:
+#   snakemake --configfile presets/unlearning-length.yaml --cores 2 results/calibration/unlearning-length.csv
+rule unlearning_length:
+    input:
+        records=[
+            f"results/unlearned/{model.folder}.json"
+            for model in UNLEARNED_MODELS
+            if model.role == "unlearned"
+        ],
+        targets=[
+            f"results/metrics/{model.folder}/full.json"
+            for model in MODELS
+            if model.role == "target"
+        ],
+    output:
+        curves="results/calibration/unlearning-length.csv",
+        figure="results/calibration/unlearning-length.png",
+    log:
+        "results/logs/unlearning_length.log",
+    benchmark:
+        "results/benchmarks/unlearning_length/unlearning_length.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        **job_resources("unlearning_length"),
+    params:
+        tolerance=config["report"]["settled_tolerance"],
+    script:
+        "../scripts/unlearning_length.py"

@@ -25,6 +25,7 @@ rule unlearn:
         settings=lambda wc: PROVENANCE.unlearn_settings(wc.unlearned),
         sure=lambda wc: PROVENANCE.sure_settings(wc.unlearned),
         epoch_metrics=config["unlearning"]["epoch_metrics"],
+        epoch_metrics_every=config["unlearning"]["epoch_metrics_every"],
         eval_batch_size=config["unlearning"]["epoch_metrics_batch_size"],
         checkpoint=config["unlearning"]["checkpoint"],
         shards=config["unlearning"]["shards"],

@@ -15,6 +15,7 @@ VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32
 AUTO_BATCH_SIZE = {"cpu": 128, "cuda": 32}
 KNOWMEM_SPLITS = {"knowmem_f": "forget", "knowmem_r": "retain"}  # metric name: the QA split it asks
+EPOCH_METRICS = ("verbmem_f", *KNOWMEM_SPLITS)  # what unlearning.epoch_metrics may record after each epoch
 
 
 def batch_size_for(setting: int | str, device: torch.device) -> int:
@@ -202,10 +203,16 @@ def evaluate(model, tokenizer, corpus: MuseCorpus, batch_size: int, mink_k: floa
     }
 
 
-def knowmem_metrics(model, tokenizer, corpus: MuseCorpus, metrics: list[str], batch_size: int) -> dict[str, float]:
-    """The given KnowMem metrics (keys of KNOWMEM_SPLITS): cheap enough to record each epoch."""
-    return {metric: float(np.mean(knowmem(model, tokenizer, corpus, KNOWMEM_SPLITS[metric], batch_size)[0]))
-            for metric in metrics}
+def epoch_metrics(model, tokenizer, corpus: MuseCorpus, metrics: list[str], batch_size: int) -> dict[str, float]:
+    """The given full-precision metrics (of EPOCH_METRICS), as unlearning records them after each epoch."""
+    values = {}
+    for metric in metrics:
+        if metric == "verbmem_f":
+            items = verbmem(model, tokenizer, corpus, batch_size)[0]
+        else:
+            items = knowmem(model, tokenizer, corpus, KNOWMEM_SPLITS[metric], batch_size)[0]
+        values[metric] = float(np.mean(items))
+    return values
 
 
 def longest_evaluation_sequences(tokenizer, corpus: MuseCorpus) -> dict[str, int]:

@@ -17,7 +17,7 @@ import torch
 
 from qunlearn.data.muse import load_corpus
 from qunlearn.errors import QunlearnError
-from qunlearn.evaluate.evaluator import knowmem_metrics
+from qunlearn.evaluate.evaluator import epoch_metrics
 from qunlearn.io import write_json
 from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
 from qunlearn.unlearn.launch import UnlearnJob
@@ -54,14 +54,14 @@ def run(job: UnlearnJob, models) -> None:
     stop, threshold = None, {}
     if job.checkpoint == "muse":  # the retrain model's KnowMem-forget, measured as the epochs' own
         retrain = models.load(job.retrain)
-        threshold = knowmem_metrics(retrain, tokenizer, corpus, ["knowmem_f"], job.eval_batch_size)
+        threshold = epoch_metrics(retrain, tokenizer, corpus, ["knowmem_f"], job.eval_batch_size)
         stop = forgets_like_retrain(threshold["knowmem_f"])
         del retrain
     model = models.load(job.target)
-    epoch_metrics = partial(knowmem_metrics, tokenizer=tokenizer, corpus=corpus, metrics=job.epoch_metrics,
-                            batch_size=job.eval_batch_size) if job.epoch_metrics else None
-    record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, epoch_metrics, stop,
-                     models.plan(job.target, settings.method))
+    measure = partial(epoch_metrics, tokenizer=tokenizer, corpus=corpus, metrics=job.epoch_metrics,
+                      batch_size=job.eval_batch_size) if job.epoch_metrics else None
+    record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, measure, stop,
+                     models.plan(job.target, settings.method), job.epoch_metrics_every)
     models.save(model, job.model_out)
     if models.main:
         write_json(job.record_out, {"settings": {**vars(settings), "sure": job.sure}, "shards": models.shards, **record,

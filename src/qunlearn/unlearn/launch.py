@@ -68,6 +68,7 @@ class UnlearnJob:
     settings: dict  # UnlearnSettings' fields, without sure
     sure: dict | None
     epoch_metrics: list[str]
+    epoch_metrics_every: int
     eval_batch_size: int
     checkpoint: str
     model_out: str

@@ -49,6 +49,12 @@ class WholeBatches:
     def loss(self, loss_fn: LossFn, ctx: "LossContext", batch: Batch) -> torch.Tensor:
         return loss_fn(ctx, batch.to(ctx.model.device))  # the losses compare logits with the batch's labels
 
+    def losses(self, ctx: "LossContext", step: list[tuple[LossFn, Batch]], together: bool) -> list[torch.Tensor]:
+        """Each of a step's losses on its batch; `together`: the model's logits from one forward over them all."""
+        moved = [(loss_fn, batch.to(ctx.model.device)) for loss_fn, batch in step]
+        with ctx.forward_together([batch for _, batch in moved]) if together else contextlib.nullcontext():
+            return [loss_fn(ctx, batch) for loss_fn, batch in moved]
+
     def total(self, loss: torch.Tensor) -> float:
         """The global batch's loss from this process' part of it."""
         return loss.item()
@@ -78,12 +84,12 @@ def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
 
 def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings,
             epoch_metrics: Callable[[torch.nn.Module], dict] | None = None,
-            stop: Callable[[dict], bool] | None = None, plan: WholeBatches | None = None) -> dict:
+            stop: Callable[[dict], bool] | None = None, plan: WholeBatches | None = None, measure_every: int = 1) -> dict:
     """Unlearn in place with the precision stack's AdamW at a constant lr; stop cleanly if the loss stops being
     finite.
 
-    After each epoch, `epoch_metrics(model)` adds metrics to the epoch's record, and training ends early once
-    `stop(record)` holds (MUSE's checkpoint rule: the earliest epoch that forgets enough). `plan` computes each
+    After every `measure_every`-th epoch and the last, `epoch_metrics(model)` adds metrics to the epoch's record,
+    and training ends early once `stop(record)` holds on such an epoch (MUSE's checkpoint rule: the earliest epoch that forgets enough). `plan` computes each
     step's losses (default: the whole batch in this process; `sharding.RankShares`: this rank's share)."""
     plan = plan or WholeBatches()
     method = method_spec(settings.method)
@@ -99,6 +105,7 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
     retain_chunks = pack(encode_documents(tokenizer, retain_texts), settings.max_len, bos)
     model.train()
     mask_once = sure and settings.sure.mask == "once"
+    per_step_mask = sure and not mask_once
     fixed_mask = _mask_once(ctx, forget_fn, forget_chunks, settings, pad, plan) if mask_once else None
     selected = Counter({module_of(name): 0 for name, _ in model.named_parameters()})
     optimizer = precision_stack(settings.precision).optimizer(
@@ -109,19 +116,23 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
         retain_batches = itertools.cycle(batches(retain_chunks, settings.batch_size, pad, rng))
         totals = {"forget": 0.0, "retain": 0.0}
         for forget_batch in forget_batches:
+            step = [(forget_fn, forget_batch)] + ([(retain_fn, next(retain_batches))] if retain_fn else [])
             with plan.forward_context(settings.precision, model.device):
-                forget_loss = plan.loss(forget_fn, ctx, forget_batch)
-                retain_loss = plan.loss(retain_fn, ctx, next(retain_batches)) if retain_fn else torch.zeros(())
+                # SURE's per-step mask needs the forget loss's gradient alone: its losses keep separate passes
+                forget_loss, *retain = plan.losses(ctx, step, together=not per_step_mask)
+            retain_loss = retain[0] if retain else torch.zeros(())
             forget_value, retain_value = plan.total(forget_loss), plan.total(retain_loss)
             if not (math.isfinite(forget_value) and math.isfinite(retain_value)):
                 diverged_at = epoch
                 break
-            forget_loss.backward()
             keep = fixed_mask
-            if sure and keep is None:  # the paper's per-step mask, from this step's forget gradient alone
+            if per_step_mask:  # the paper's per-step mask, from this step's forget gradient alone
+                forget_loss.backward()
                 keep = salient_modules(module_grad_norms(model), settings.sure.gamma)
-            if retain_fn:
-                (settings.alpha * retain_loss).backward()
+                if retain:
+                    (settings.alpha * retain_loss).backward()
+            else:
+                (forget_loss + settings.alpha * retain_loss).backward()
             if keep is not None:
                 mask_gradients(model, keep)
                 selected.update(keep)
@@ -137,13 +148,14 @@ def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], 
             log.warning("loss is not finite in epoch %d: stopping, keeping the last finite weights", epoch)
             break
         record = {"epoch": epoch, **{k: v / len(forget_batches) for k, v in totals.items()}}
-        if epoch_metrics:
+        measured = epoch_metrics is not None and (epoch % measure_every == 0 or epoch == settings.epochs)
+        if measured:
             model.eval()
             record.update(epoch_metrics(model))
             model.train()
         history.append(record)
         log.info("epoch %d/%d %s", epoch, settings.epochs, {k: round(v, 4) for k, v in record.items()})
-        if stop and stop(record):
+        if stop and measured and stop(record):
             log.info("stopping after epoch %d: the checkpoint rule holds", epoch)
             break
     model.eval().requires_grad_(True)

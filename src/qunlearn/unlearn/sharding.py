@@ -127,6 +127,11 @@ class RankShares:
         weight = units(share) / units(batch) if real else 0.0
         return loss_fn(ctx, share.to(ctx.model.device)) * weight
 
+    def losses(self, ctx: LossContext, step: list[tuple[LossFn, Batch]], together: bool) -> list[torch.Tensor]:
+        """A forward per loss, each on this rank's share (a share's rows differ per batch, and an empty share's
+        stand-in row must still run every collective forward)."""
+        return [self.loss(loss_fn, ctx, batch) for loss_fn, batch in step]
+
     def total(self, loss: torch.Tensor) -> float:
         value = loss.detach().float().reshape(()).to(self.device, copy=True)  # NCCL reduces GPU tensors only
         dist.all_reduce(value)
