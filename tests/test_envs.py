@@ -11,7 +11,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # Import name -> distribution, for the third-party modules the library imports at module level.
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "rouge_score": "rouge-score", "yaml": "pyyaml", "jinja2": "jinja2",
+DISTRIBUTIONS = {"rouge_score": "rouge-score", "yaml": "pyyaml", "jinja2": "jinja2",
                  "optimi": "torch-optimi"}
 
 

@@ -1,7 +1,23 @@
+import random
+
 import pytest
 
 from qunlearn.evaluate.metrics import (cut_answer, forget_holdout_auc, knowmem_prompt, mean_rouge_l, min_k_score,
                                        privleak, rouge_l_f1)
+
+
+def test_rouge_l_f1_is_rouge_scores_own():
+    """The same scores as rouge_score's RougeScorer on generated-looking text: punctuation, case, digits, repeats,
+    empty and non-ASCII outputs."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(["rougeL"], use_stemmer=False)
+    rng = random.Random(0)
+    words = ["the", "The", "council", "voted,", "7", "times", "in", "2019.", "Mayor's", "plan", "café", "--", ""]
+    pairs = [(" ".join(rng.choices(words, k=rng.randint(0, 40))), " ".join(rng.choices(words, k=rng.randint(0, 40))))
+             for _ in range(300)]
+    for prediction, reference in pairs:
+        assert rouge_l_f1(prediction, reference) == scorer.score(reference, prediction)["rougeL"].fmeasure
 
 
 def test_rouge_l_f1_by_hand():
@@ -24,6 +40,8 @@ def test_auc_and_privleak_by_hand():
     assert forget_holdout_auc([3.0, 4.0], [1.0, 2.0]) == 1.0
     # One of four forget/holdout pairs ordered the other way round.
     assert forget_holdout_auc([1.0, 3.5], [3.0, 4.0]) == pytest.approx(0.25)
+    # A tie counts half, as the ROC curve's trapezoid over tied scores does (sklearn's roc_curve and auc: 0.125).
+    assert forget_holdout_auc([1.0, 2.0], [2.0, 3.0]) == pytest.approx(0.125)
     assert privleak(0.25, 0.5) == pytest.approx(-50.0)
     assert privleak(0.5, 0.5) == 0.0
 

@@ -3,17 +3,35 @@
 import math
 
 import numpy as np
-from rouge_score import rouge_scorer
-from sklearn.metrics import auc, roc_curve
+from rouge_score.scoring import fmeasure
+from rouge_score.tokenize import tokenize
 
 MINK_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")
 
-_scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def rouge_l_f1(prediction: str, reference: str) -> float:
-    return _scorer.score(reference, prediction)["rougeL"].fmeasure
+    """ROUGE-L F1 as rouge_score's RougeScorer(["rougeL"], use_stemmer=False) scores it (tests/test_metrics.py
+    checks they agree), from rouge_score's own tokenizer and F-measure. Only the longest common subsequence is
+    written here: rouge_score's scorer module imports nltk for a stemmer MUSE does not use, which costs every
+    evaluation job about a second of start-up."""
+    reference_tokens, prediction_tokens = tokenize(reference, None), tokenize(prediction, None)
+    if not reference_tokens or not prediction_tokens:
+        return 0.0
+    common = _lcs_length(reference_tokens, prediction_tokens)
+    return fmeasure(common / len(prediction_tokens), common / len(reference_tokens))
+
+
+def _lcs_length(first: list[str], second: list[str]) -> int:
+    """Length of the longest common subsequence, one row of the dynamic programme at a time."""
+    previous = [0] * (len(second) + 1)
+    for token in first:
+        current = [0]
+        for j, other in enumerate(second):
+            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
 
 
 def rouge_l_scores(predictions: list[str], references: list[str]) -> list[float]:
@@ -59,11 +77,13 @@ def mink_auc(mink: dict[str, dict[str, list[float]]], k: float) -> float:
 
 
 def forget_holdout_auc(forget_scores: list[float], holdout_scores: list[float]) -> float:
-    """AUC of telling forget (label 0) from holdout (label 1) texts with score −MinK, as MUSE computes it."""
-    labels = [0] * len(forget_scores) + [1] * len(holdout_scores)
-    scores = -np.asarray(list(forget_scores) + list(holdout_scores))
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return float(auc(fpr, tpr))
+    """AUC of telling forget (label 0) from holdout (label 1) texts with score −MinK, as MUSE computes it (sklearn's
+    `roc_curve` then `auc`): the chance that a holdout text scores above a forget text, ties counting half, which
+    is that trapezoidal area exactly. Counted here, not by scikit-learn: installed, scikit-learn is imported by
+    transformers' generation module in every job (with scipy and pandas, about a second of start-up)."""
+    holdout = -np.asarray(holdout_scores, dtype=float)[:, None]
+    forget = -np.asarray(forget_scores, dtype=float)[None, :]
+    return float(np.mean((holdout > forget) + 0.5 * (holdout == forget)))
 
 
 def privleak(auc_model: float, auc_retrain: float) -> float:
