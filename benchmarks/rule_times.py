@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# The jobs each model costs once it is trained (issue 36's measure of a run's cost per unlearned model).
+MODEL_RULES = ("unlearn", "quantize", "evaluate", "mechanism")
+
 
 def main(results: Path) -> None:
     per_rule = defaultdict(list)
@@ -25,6 +28,9 @@ def main(results: Path) -> None:
         print(f"{rule:<18}{len(seconds):>6}{sum(seconds):>10.1f}{sum(seconds) / len(seconds):>9.1f}{max(seconds):>8.1f}")
     total = sum(sum(s) for s in per_rule.values())
     print(f"{'all jobs':<18}{sum(map(len, per_rule.values())):>6}{total:>10.1f}")
+    model_rules = [rule for rule in MODEL_RULES if rule in per_rule]
+    print(f"{'model rules':<18}{sum(len(per_rule[r]) for r in model_rules):>6}"
+          f"{sum(sum(per_rule[r]) for r in model_rules):>10.1f}   ({', '.join(model_rules)})")
     logs = sorted((results.parent / ".snakemake" / "log").glob("*.snakemake.log"))
     if logs:
         match = re.search(r"Elapsed time: (\S+)", logs[-1].read_text())
