@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+# No qunlearn import at module level: each worker imports its own side's qunlearn (baseline or this checkout).
 STEP = {"method": "npo_gdr", "lr": 3e-5, "batch_size": 1, "max_len": 256, "alpha": 1.0, "beta": 0.1, "seed": 0}
 
 

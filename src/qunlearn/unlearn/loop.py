@@ -84,13 +84,15 @@ def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
 
 def unlearn(model, tokenizer, forget_texts: list[str], retain_texts: list[str], settings: UnlearnSettings,
             epoch_metrics: Callable[[torch.nn.Module], dict] | None = None,
-            stop: Callable[[dict], bool] | None = None, plan: WholeBatches | None = None, measure_every: int = 1) -> dict:
+            stop: Callable[[dict], bool] | None = None, plan: WholeBatches | None = None,
+            measure_every: int = 1) -> dict:
     """Unlearn in place with the precision stack's AdamW at a constant lr; stop cleanly if the loss stops being
     finite.
 
     After every `measure_every`-th epoch and the last, `epoch_metrics(model)` adds metrics to the epoch's record,
-    and training ends early once `stop(record)` holds on such an epoch (MUSE's checkpoint rule: the earliest epoch that forgets enough). `plan` computes each
-    step's losses (default: the whole batch in this process; `sharding.RankShares`: this rank's share)."""
+    and training ends early once `stop(record)` holds on such an epoch (MUSE's checkpoint rule: the earliest epoch
+    that forgets enough). `plan` computes each step's losses (default: the whole batch in this process;
+    `sharding.RankShares`: this rank's share)."""
     plan = plan or WholeBatches()
     method = method_spec(settings.method)
     sure = method.sure
