@@ -53,6 +53,8 @@ rule all:
         "results/tables/paper.tex",
         "results/attacks.csv",
         "results/tables/attacks.tex",
+        "results/claims.csv",
+        "results/tables/claims.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
 
 

@@ -43,10 +43,13 @@ def test_the_verdict_follows_the_configured_margin_and_is_undefined_without_an_i
 
 @pytest.mark.parametrize("low, high, expected", [
     (0.01, 0.2, "higher"), (-0.2, -0.01, "lower"), (-0.01, 0.2, "unclear"), (0.0, 0.1, "unclear"),
+    (-0.02, 0.01, "same"), (0.01, 0.05, "same"), (-0.09, -0.08, "same"), (-0.11, 0.05, "unclear"),
     (float("nan"), float("nan"), "undefined"),
 ])
-def test_a_contrast_s_direction_is_where_its_interval_lies_against_0(low, high, expected):
-    assert verdicts.direction(low, high) == expected
+def test_a_contrast_s_direction_is_where_its_interval_lies_against_0_and_the_margin(low, high, expected):
+    """RTN-8's bf16 − fp32 of the 4e8c386 run, −0.00 [−0.02, +0.01], is `same`; an interval reaching the margin
+    is not."""
+    assert verdicts.direction(low, high, margin=0.1) == expected
 
 
 def test_with_one_target_the_hierarchical_mean_is_the_mean_over_resampled_seeds():

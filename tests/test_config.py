@@ -95,8 +95,20 @@ def test_unlearned_names_round_trip_and_sure_has_its_own_lrs():
     name = UnlearnedName.parse("npo_gdr_sure_lr1e-4_bf16_s2")
     assert (name.method, name.lr, name.stack, name.seed) == ("npo_gdr_sure", "1e-4", "bf16", 2)
     assert str(name) == "npo_gdr_sure_lr1e-4_bf16_s2"
-    config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}}}
+    config = {"unlearning": {"lrs": [1e-5, 5e-5], "sure": {"lrs": [1e-4]}, "method_lrs": {}}}
     assert method_lrs(config, "npo_gdr_sure") == [1e-4] and method_lrs(config, "npo_gdr") == [1e-5, 5e-5]
+
+
+def test_method_lrs_sweeps_one_method_and_leaves_the_others_at_lrs():
+    config = _validated(_config(**{"unlearning.methods": ["npo_gdr", "ga_gdr", "npo_gdr_sure"],
+                                   "unlearning.method_lrs": {"npo_gdr": [1e-5, 3e-5, 1e-4]}}))
+    assert method_lrs(config, "npo_gdr") == [1e-5, 3e-5, 1e-4]
+    assert method_lrs(config, "ga_gdr") == config["unlearning"]["lrs"]
+    assert method_lrs(config, "npo_gdr_sure") == config["unlearning"]["sure"]["lrs"]
+    with pytest.raises(QunlearnError, match=r"(?s)unlearning.method_lrs.ga: ga is not in unlearning.methods.*add ga"):
+        _validated(_config(**{"unlearning.method_lrs": {"ga": [1e-4]}}))
+    with pytest.raises(QunlearnError, match=r"unlearning.method_lrs"):
+        _validated(_config(**{"unlearning.method_lrs": {"gradient_ascent": [1e-4]}}))
 
 
 def test_precision_names():

@@ -148,9 +148,9 @@ def test_the_contrast_is_a_stacks_recovery_minus_the_baselines_paired_by_target_
     assert bf16["contrast"] == pytest.approx(changes["bf16"] - changes["fp32"])
     assert bf16["verdict"] == "higher" and bf16["targets_above"] == 2 and bf16["targets"] == 2
     same = result.loc[("news", "mixed", "fp32")]  # both unchanged by quantization: exactly no difference
-    assert (same["contrast"], same["contrast_lo"], same["contrast_hi"], same["verdict"]) == (0, 0, 0, "unclear")
+    assert (same["contrast"], same["contrast_lo"], same["contrast_hi"], same["verdict"]) == (0, 0, 0, "same")
     assert ("news", "fp32", "fp32") not in result.index and ("all", "bf16", "mixed") in result.index
-    assert result.loc[("news", "fp32", "mixed"), "verdict"] == "unclear"
+    assert result.loc[("news", "fp32", "mixed"), "verdict"] == "same"
 
 
 def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path):

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qunlearn.analysis.claims import TENSION_COLUMNS
+from qunlearn.analysis.privleak import SCORE_COLUMNS
 from qunlearn.analysis.summary import ROW_KEYS, contrast, headline, headline_by_target
 from qunlearn.registry import FIGURES
 from qunlearn.report.figures import draw_all
@@ -47,6 +49,7 @@ def _summary():
         retrain = table["quantizer"].map(by_format.loc["retrain", metric])
         table[f"{metric}_ratio"] = table[metric] / target
         table[f"{metric}_excess"] = (table[metric] - retrain) / (target - retrain)
+    table["utility"] = table["knowmem_r"] / table["quantizer"].map(by_format.loc["target", "knowmem_r"])
     full = table[table["quantizer"] == "none"].set_index("model")
     for view in ("ratio", "excess"):
         columns = [f"verbmem_f_{view}", f"knowmem_f_{view}"]
@@ -122,7 +125,13 @@ def test_the_paper_comparison_sets_the_published_ratios_beside_this_runs():
     run = comparison.loc[("this run: toy-news, bf16", "bnb-fp4-w4")]
     assert run["verbmem_f_ratio"] == pytest.approx(30 / 45) and run["mean_ratio"] == pytest.approx((30 / 45 + 20 / 38) / 2)
     assert set(comparison.index.get_level_values("precision")) == {"full", "bnb-fp4-w4"}  # formats both have
-    assert "0.96 (0.97 / 0.94)" in paper_table(comparison.reset_index())
+    assert run["utility"] == pytest.approx(25 / 29) and run["privleak"] == -90
+    assert paper["utility"] == pytest.approx(48.2 / 48.2) and paper["privleak"] == -99.8
+    assert "0.96 (0.97 / 0.94); 1.00; -99.8" in paper_table(comparison.reset_index())
+    int8 = _summary().replace({"rtn": "bnb-int8", "rtn-w4g64": "bnb-int8-w8"})  # GA_KLR's 8-bit row, the paper's
+    published = paper_comparison(int8, read_paper(PAPER)).set_index(["source", "method", "precision"])  # no target
+    ga_klr = published.loc[("paper: MUSE NEWS, Llama-2-7B, bf16", "ga_klr", "bnb-int8-w8")]  # there: full's
+    assert ga_klr["verbmem_f_ratio"] == pytest.approx(15.3 / 58.4) and ga_klr["utility"] == pytest.approx(24.5 / 55.2)
     sure_only = _summary()[lambda s: s["method"].isin(["", "ga_klr_sure"])]  # a method the paper's table lacks
     assert "No method and format in common" in paper_table(paper_comparison(sure_only, read_paper(PAPER)))
 
@@ -132,7 +141,15 @@ def test_every_figure_is_drawn(tmp_path):
     samples = _samples(summary)
     recovery, by_target = headline(summary, samples), headline_by_target(summary, samples)
     paths = {name: tmp_path / f"{name}.png" for name in FIGURES}
-    draw_all(summary, recovery, by_target, read_paper(PAPER), pd.DataFrame(), paths, margin=0.1)
+    tension = pd.DataFrame([("bf16", "npo_gdr", 3e-5, False, "rtn-w4g64", 0.8, 0.7, 0.9, 0.15, 0.05, 0.25, 3),
+                            ("fp32", "npo_gdr", 1e-4, True, "rtn-w4g64", 0.6, 0.5, 0.7, 0.0, -0.05, 0.04, 3)],
+                           columns=TENSION_COLUMNS)
+    mink = pd.DataFrame([("toy-news", 0, model, method, lr, stack, format_id, split, score)
+                         for model, method, lr, stack in [("target", "", "", ""), ("npo_gdr_lr3e-5_bf16_s0", "npo_gdr",
+                                                                                    "3e-5", "bf16")]
+                         for format_id in ("full", "rtn-w4g64") for split, score in [("forget", 1.0), ("holdout", 3.0)]],
+                        columns=SCORE_COLUMNS)
+    draw_all(summary, recovery, by_target, read_paper(PAPER), pd.DataFrame(), tension, mink, paths, margin=0.1)
     for name, path in paths.items():
         assert path.read_bytes()[:4] == b"\x89PNG", name
 
@@ -140,9 +157,12 @@ def test_every_figure_is_drawn(tmp_path):
 def test_a_figure_with_nothing_to_draw_says_so(tmp_path):
     """An audit-only run has no grid method the paper's table has, and a run without attacks no attack: each figure
     still exists (the rule's output), as a note."""
-    from qunlearn.report.figures import attack_recovery, paper_comparison
+    from qunlearn.report.figures import attack_recovery, paper_comparison, privleak_scores, utility_tension
 
     sure_only = _summary()[lambda s: s["method"].isin(["", "ga_klr_sure"])]
     paper_comparison(sure_only, read_paper(PAPER), tmp_path / "paper.png")
     attack_recovery(pd.DataFrame(), tmp_path / "attacks.png")
-    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in ("paper.png", "attacks.png"))
+    utility_tension(pd.DataFrame(columns=TENSION_COLUMNS), tmp_path / "tension.png")
+    privleak_scores(pd.DataFrame(columns=SCORE_COLUMNS), tmp_path / "mink.png")
+    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in ("paper.png", "attacks.png",
+                                                                           "tension.png", "mink.png"))

@@ -49,7 +49,14 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     assert len(by_target) == 2 * 2 * len(precisions) and (by_target["target_seed"] == 0).all()  # news only
     contrast = pd.read_csv(workdir / "results/contrast.csv")  # bf16 against mixed, per corpus (and all), SURE, format
     assert len(contrast) == 2 * 2 * (len(precisions) - 1) and set(contrast["baseline"]) == {"mixed"}
-    assert contrast["verdict"].isin(["higher", "lower", "unclear", "undefined"]).all()
+    assert contrast["verdict"].isin(["higher", "lower", "same", "unclear", "undefined"]).all()
+    claims = pd.read_csv(workdir / "results/claims.csv")  # the claims the ci grid can test: GA_KLR and its SURE
+    assert claims.groupby("claim").size().to_dict() == {"constrained_recover_4bit": 2 * 4, "eight_bit_like_full": 2 * 2,
+                                                        "sure_keeps_4bit": 2 * 4}
+    assert claims["verdict"].isin(["reproduced", "not reproduced", "unclear"]).all()
+    assert len(pd.read_csv(workdir / "results/tension.csv")) == 2 * 2 * 4  # stack × method × 4-bit format
+    mink = pd.read_csv(workdir / "results/mink_scores.csv")
+    assert set(mink["split"]) == {"forget", "holdout"} and mink.groupby(["model", "format"]).ngroups == len(summary)
     saved = unlearned[unlearned["quantizer"].isin(["rtn", "gptq", "awq"])]
     assert saved["same_code"].between(0, 1).all() and saved["moved"].between(0, 1).all()
     steps = saved[saved["quantizer"] != "awq"]["below_1_steps"]

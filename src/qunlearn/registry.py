@@ -289,6 +289,8 @@ register(
     _figure("recovery_ratios", ("summary",)),
     _figure("surviving_update_against_lr", ("summary",)),
     _figure("paper_comparison", ("summary", "paper")),
+    _figure("utility_tension", ("tension",)),
+    _figure("privleak_scores", ("mink",)),
     _figure("attack_recovery", ("attacks",)),
 )
 

@@ -18,6 +18,7 @@ rule summarize:
         splits=expand(
             "results/splits/{corpus}.json", corpus=CORPORA if ATTACK_SPECS else []
         ),
+        paper=PAPER_TABLE,
     output:
         csv=report(
             "results/summary.csv",
@@ -51,6 +52,13 @@ rule summarize:
             caption="../report/attacks.rst",
             category="Tables",
         ),
+        claims=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="Answer",
+        ),
+        tension="results/tension.csv",
+        mink="results/mink_scores.csv",
     log:
         "results/logs/summarize.log",
     benchmark:
@@ -76,6 +84,9 @@ rule summarize:
         auc_retrain={c: config["corpora"][c].get("auc_retrain") for c in CORPORA},
         margin=config["report"]["margin"],
         split_corpora=CORPORA if ATTACK_SPECS else [],
+        # the lrs the method claims are read at (method_lrs' other lrs feed the lr claim)
+        default_lrs=config["unlearning"]["lrs"],
+        mink_k=config["evaluation"]["mink_k"],
     script:
         "../scripts/summarize.py"
 
@@ -87,6 +98,7 @@ rule tables:
         contrast="results/contrast.csv",
         paper=PAPER_TABLE,
         attacks="results/attacks.csv",
+        claims="results/claims.csv",
     output:
         main=report(
             "results/tables/main.tex",
@@ -113,6 +125,11 @@ rule tables:
             caption="../report/attacks_table.rst",
             category="Tables",
         ),
+        claims=report(
+            "results/tables/claims.tex",
+            caption="../report/claims_table.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/tables.log",
     benchmark:
@@ -134,6 +151,8 @@ rule plots:
         by_target="results/recovery_by_target.csv",
         paper=PAPER_TABLE,
         attacks="results/attacks.csv",
+        tension="results/tension.csv",
+        mink="results/mink_scores.csv",
     output:
         **{
             figure: report(

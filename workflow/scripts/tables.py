@@ -2,8 +2,8 @@ import pandas as pd
 
 from qunlearn.analysis.summary import read_summary, unattacked
 from qunlearn.io import write_text
-from qunlearn.report.tables import (attacks_table, contrast_table, main_table, paper_comparison, paper_table,
-                                    per_model_ratios_table, read_paper, recovery_table)
+from qunlearn.report.tables import (attacks_table, claims_table, contrast_table, main_table, paper_comparison,
+                                    paper_table, per_model_ratios_table, read_paper, recovery_table)
 from qunlearn.workflow import start
 
 start(snakemake)
@@ -14,3 +14,4 @@ write_text(o.recovery, f"{recovery_table(pd.read_csv(i.recovery))}\n% Per model\
 write_text(o.contrast, contrast_table(pd.read_csv(i.contrast)))
 write_text(o.paper, paper_table(paper_comparison(summary, read_paper(i.paper))))
 write_text(o.attacks, attacks_table(pd.read_csv(i.attacks)))
+write_text(o.claims, claims_table(pd.read_csv(i.claims)))

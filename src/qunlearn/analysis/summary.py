@@ -48,7 +48,7 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
     resampled = resampled_metrics(table, items)
     table = add_intervals(add_views(table), resampled)
     table, samples = add_paired_changes(table, resampled, margin)
-    return add_mechanism(table, mechanism), samples
+    return add_mechanism(add_utility(table, resampled, samples), mechanism), samples
 
 
 def _diverged(table: pd.DataFrame, records: list[tuple[str, dict]]) -> list[bool]:
@@ -136,6 +136,20 @@ def add_paired_changes(table: pd.DataFrame, resampled: list[dict[str, np.ndarray
                                        (point, low, high, verdicts.verdict(point, low, high, margin))):
                     columns[f"{view}_{name}"].append(value)
     return table.assign(**columns).rename(columns={"ratio_verdict": "verdict"}), samples
+
+
+def add_utility(table: pd.DataFrame, resampled: list[dict[str, np.ndarray]], samples: dict) -> pd.DataFrame:
+    """`utility`: each unlearned model's KnowMem-retain as a share of its target's at the same format, and its
+    resampled values (paired on the same items) as samples[row]["utility"], at full precision too."""
+    target, values = _reference_rows(table, "target"), table["knowmem_r"].to_numpy(dtype=float)
+    utility = np.full(len(table), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined where the target scores 0
+        for i, row in enumerate(table[ROW_KEYS].to_dict("records")):
+            if row["model"] not in ("target", "retrain") and target[i] >= 0:
+                utility[i] = values[i] / values[target[i]]
+                samples.setdefault(tuple(row.values()), {})["utility"] = (resampled[i]["knowmem_r"]
+                                                                          / resampled[target[i]]["knowmem_r"])
+    return table.assign(utility=utility)
 
 
 def unattacked(table: pd.DataFrame) -> pd.DataFrame:
@@ -362,12 +376,12 @@ def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.
     return result.astype({names[0]: "Int64"})  # a count, empty at full precision
 
 
-def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
+def contrast(table: pd.DataFrame, samples: dict, margin: float = verdicts.MARGIN) -> pd.DataFrame:
     """qunlearn's own claim, tested: per corpus (and `all`), SURE or not, format, precision stack and baseline stack
     (fp32 and mixed, which keep fp32 master weights), the change of the recovery ratio under the stack minus the
     change under the baseline, paired by method, lr, target and unlearning seed, nested and resampled as the
     headline is (targets, seeds within them, items), and `higher` (the interval lies above 0: the stack recovers
-    more than the baseline), `lower` (below 0) or `unclear`; `targets_above` counts the targets whose own
+    more than the baseline), `lower` (below 0), `same` (within ±margin) or `unclear`; `targets_above` counts the targets whose own
     difference is above 0."""
     rows = headline_rows(table)
     rows = rows[rows["quantizer"] != "none"]
@@ -388,7 +402,8 @@ def contrast(table: pd.DataFrame, samples: dict) -> pd.DataFrame:
                 changes = [_contrast_change(corpus_rows, (corpus, *key, stack, baseline))
                            for corpus, corpus_rows in matched.reset_index().groupby("corpus", sort=False)]
                 for corpus, change in [*zip(matched.index.unique("corpus"), changes), ("all", pooled(changes))]:
-                    results.append(_contrast_row({"corpus": corpus, **dict(zip(keys, key))}, stack, baseline, change))
+                    results.append(_contrast_row({"corpus": corpus, **dict(zip(keys, key))}, stack, baseline, change,
+                                                 margin))
     result = pd.DataFrame(results, columns=CONTRAST_COLUMNS)
     return result.iloc[np.lexsort([result["corpus"].eq("all").to_numpy()])].reset_index(drop=True)
 
@@ -399,11 +414,11 @@ def _contrast_change(matched: pd.DataFrame, key: tuple) -> Change:
     return nested_change(matched, "difference", lambda r: r["change"] - r["change_base"], group_rng(key))
 
 
-def _contrast_row(key: dict, stack: str, baseline: str, change: Change) -> dict:
+def _contrast_row(key: dict, stack: str, baseline: str, change: Change, margin: float) -> dict:
     low, high = bootstrap.interval(change.samples)
     above = np.array(list(change.by_target.values()))
     return {**key, "stack": stack, "baseline": baseline, "contrast": change.estimate,
-            "contrast_lo": low, "contrast_hi": high, "verdict": verdicts.direction(low, high), "targets": len(above),
+            "contrast_lo": low, "contrast_hi": high, "verdict": verdicts.direction(low, high, margin), "targets": len(above),
             "targets_above": int((above > 0).sum())}
 
 
@@ -442,7 +457,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
 
 def long_form(table: pd.DataFrame) -> pd.DataFrame:
     """One row per metric value (tidy data for plotting): the key columns, `metric` and `value`."""
-    values = [*METRICS, "privleak_auc", *(f"{m}_{view}" for view in VIEWS for m in FORGET_METRICS)]
+    values = [*METRICS, "privleak_auc", "utility", *(f"{m}_{view}" for view in VIEWS for m in FORGET_METRICS)]
     values += [c for c in table.columns
                if c in ("moved", "same_code", "moved_near_zero_code", "bf16_threshold_lr")
                or c.startswith(("below_", "surviving_"))]
@@ -469,7 +484,7 @@ def model_verdicts(table: pd.DataFrame) -> pd.DataFrame:
 def write_summary(table: pd.DataFrame, samples: dict, margin: float, paths: dict[str, str]) -> None:
     """paths: csv, long, text, headline, by_target, contrast, verdicts."""
     by_target = headline_by_target(table, samples, margin)
-    headline_table, contrast_table = headline(table, samples, margin, by_target), contrast(table, samples)
+    headline_table, contrast_table = headline(table, samples, margin, by_target), contrast(table, samples, margin)
     write_text(paths["csv"], table.to_csv(index=False))
     write_text(paths["long"], long_form(table).to_csv(index=False))
     write_text(paths["headline"], headline_table.to_csv(index=False))

@@ -18,9 +18,12 @@ def verdict(estimate: float, low: float, high: float, margin: float = MARGIN) ->
     return "recovered" if low > 0 and estimate >= margin else "unclear"
 
 
-def direction(low: float, high: float) -> str:
-    """A contrast between two stacks' changes: `higher` when its interval lies above 0, `lower` below, else
-    `unclear`."""
+def direction(low: float, high: float, margin: float = MARGIN) -> str:
+    """A contrast between two changes (one stack's and another's, SURE's and no SURE's): `same` when its whole
+    interval lies within ±margin (a difference too small to matter, however sure, as `kept` is for a change), else
+    `higher` when the interval lies above 0, `lower` below, else `unclear`."""
     if np.isnan(low):
         return "undefined"
+    if -margin < low and high < margin:
+        return "same"
     return "higher" if low > 0 else "lower" if high < 0 else "unclear"

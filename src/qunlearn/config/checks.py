@@ -28,8 +28,11 @@ def settings_hash(settings: dict) -> str:
 
 
 def method_lrs(config: dict, name: str) -> list[float]:
-    """SURE methods run at their own learning rates."""
+    """A method's learning rates: its own where `unlearning.method_lrs` names it (an lr sweep of some methods), else
+    `sure.lrs` for SURE methods (the paper raises the lr with SURE) and `lrs` for the others."""
     unlearning = config["unlearning"]
+    if name in unlearning["method_lrs"]:
+        return unlearning["method_lrs"][name]
     return unlearning["sure"]["lrs"] if method(name).sure else unlearning["lrs"]
 
 
@@ -77,6 +80,10 @@ def check_config(config: dict) -> None:
     a real corpus needs)."""
     check_attacks(config["attacks"])
     unlearning = config["unlearning"]
+    for name in unlearning["method_lrs"]:
+        if name not in unlearning["methods"]:
+            raise QunlearnError(f"unlearning.method_lrs.{name}: {name} is not in unlearning.methods",
+                                f"add {name} to unlearning.methods, or remove its entry from unlearning.method_lrs")
     if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
         raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",
                             "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")

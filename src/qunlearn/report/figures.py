@@ -9,7 +9,7 @@ from qunlearn.analysis.summary import FORGET_METRICS, unattacked, unlearned_rows
 from qunlearn.io import atomic_path
 from qunlearn.registry import FIGURES, resolve
 from qunlearn.report.tables import paper_comparison as compare_with_paper
-from qunlearn.report.tables import precision_label
+from qunlearn.report.tables import PAPER_METRICS, precision_label
 
 BASE_STYLES = {"target": "--", "retrain": ":"}
 
@@ -179,17 +179,71 @@ def surviving_update_against_lr(summary: pd.DataFrame, path: str | Path) -> None
     _save(grid.figure, path)
 
 
+def utility_tension(tension: pd.DataFrame, path: str | Path) -> None:
+    """The paper's "tension between preserving utility and preventing recovery" (results/tension.csv): per 4-bit
+    format (columns), each method × lr × SURE × stack's change of the recovery ratio at that format against the
+    share of its target's KnowMem-retain it keeps at full precision, both with their 95% intervals over targets,
+    seeds and items; one colour per stack, triangles for SURE. The paper's tension is the points rising to the
+    right; a stack whose points stay low on the right escapes it."""
+    if tension.empty:
+        _save_note("No 4-bit format in this run's grid", path)
+        return
+    seaborn = _seaborn()
+    import matplotlib.pyplot as plt
+
+    formats, stacks = list(dict.fromkeys(tension["format"])), list(dict.fromkeys(tension["stack"]))
+    colours = dict(zip(stacks, seaborn.color_palette(n_colors=len(stacks))))
+    figure, axes = plt.subplots(1, len(formats), figsize=(4 * len(formats), 3.6), sharey=True, squeeze=False)
+    for ax, format_id in zip(axes[0], formats):
+        for point in tension[tension["format"] == format_id].itertuples():
+            ax.errorbar(point.utility_full, point.change, fmt="^" if point.sure else "o", color=colours[point.stack],
+                        xerr=[[point.utility_full - point.utility_full_lo], [point.utility_full_hi - point.utility_full]],
+                        yerr=[[point.change - point.change_lo], [point.change_hi - point.change]], capsize=2,
+                        label=f"{point.stack}{' SURE' if point.sure else ''}")
+            ax.annotate(f"{point.method} {point.lr:g}", (point.utility_full, point.change), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set(title=precision_label(format_id), xlabel="KnowMem-retain kept at full precision (share of target's)")
+    axes[0][0].set_ylabel("change of the recovery ratio")
+    handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    _save(figure, path)
+
+
+def privleak_scores(scores: pd.DataFrame, path: str | Path) -> None:
+    """Why PrivLeak moves or stays at −100 (results/mink_scores.csv): per format (columns), the Min-K% scores of
+    the forget and holdout texts under the target, the retrain model and each unlearned model (method, lr, stack;
+    pooled over targets and seeds). PrivLeak is −100 where the forget texts all score below the holdout texts (more
+    likely than text the model never saw), 0 where the two overlap as they do for the retrain model."""
+    if scores.empty:
+        _save_note("No Min-K% scores in this run", path)
+        return
+    scores = scores.fillna({"method": "", "stack": ""})
+    labelled = scores.assign(model=[name if not method else f"{method} {lr} {stack}" for name, method, lr, stack in
+                                    zip(scores["model"], scores["method"], scores["lr"], scores["stack"])],
+                             precision=scores["format"].map(precision_label))
+    grid = _seaborn().catplot(labelled, x="score", y="model", hue="split", col="precision", col_wrap=3, kind="box",
+                              fliersize=1, height=0.35 * labelled["model"].nunique() + 1.5, aspect=1.2)
+    grid.set_axis_labels("Min-K% score (higher: less likely)", "")
+    _save(grid.figure, path)
+
+
 def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Path) -> None:
-    """The recovery ratio per method and format that both have, the paper's published MUSE NEWS numbers beside
-    this run's (per corpus and precision stack): whether the embedded benchmark shows the paper's shape (a low
-    ratio at full precision, a high one after 4 bits) and how far it is from the paper's levels."""
+    """All four MUSE metrics per method and format that both have (rows: the two recovery ratios, the utility ratio,
+    PrivLeak), the paper's published MUSE NEWS numbers beside this run's (per corpus and precision stack): whether
+    the embedded benchmark shows the paper's shape (a low ratio at full precision, a high one after 4 bits) and how
+    far it is from the paper's levels."""
     comparison = compare_with_paper(summary, paper)
     if comparison.empty:
         _save_note("no method and format in common with the paper's table", path)
         return
-    grid = _seaborn().catplot(comparison, x="precision", y="mean_ratio", hue="source", col="method", kind="bar",
-                              height=3.2, aspect=1.1)
-    grid.set_axis_labels("", "mean recovery ratio")
+    tidy = comparison.assign(precision=comparison["precision"].map(precision_label)).melt(
+        id_vars=["source", "method", "precision"], value_vars=PAPER_METRICS, var_name="metric")
+    grid = _seaborn().catplot(tidy, x="precision", y="value", hue="source", col="method", row="metric", kind="bar",
+                              height=2.6, aspect=1.2, sharey="row")
+    grid.set_titles(template="{col_name}: {row_name}")
+    grid.set_axis_labels("", "")
+    grid.tick_params(axis="x", rotation=30)
     _save(grid.figure, path)
 
 
@@ -231,10 +285,11 @@ def attack_recovery(attacks: pd.DataFrame, path: str | Path) -> None:
 
 
 def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFrame, paper: pd.DataFrame,
-             attacks: pd.DataFrame, paths: dict[str, str], margin: float) -> None:
+             attacks: pd.DataFrame, tension: pd.DataFrame, mink: pd.DataFrame, paths: dict[str, str],
+             margin: float) -> None:
     """Every figure of registry.FIGURES, each to its path, from the inputs its spec names; `summary` is the summary's
     quantized and full-precision rows (attacked rows have their own figure, from results/attacks.csv)."""
     inputs = {"summary": unattacked(summary), "recovery": recovery, "by_target": by_target, "paper": paper,
-              "attacks": attacks, "margin": margin}
+              "attacks": attacks, "tension": tension, "mink": mink, "margin": margin}
     for name, figure in FIGURES.items():
         resolve(figure.impl)(*(inputs[key] for key in figure.inputs), paths[name])

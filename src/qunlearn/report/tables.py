@@ -142,37 +142,45 @@ def read_paper(path) -> pd.DataFrame:
     return pd.read_csv(path, comment="#", dtype={"method": str}, keep_default_na=False)
 
 
+PAPER_METRICS = ["verbmem_f_ratio", "knowmem_f_ratio", "utility", "privleak"]  # the comparison's four columns
+
+
 def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Per method and format that both the paper and this run have: the recovery ratios (forget metric / the target's
-    at that format) the paper's table gives, and this run's mean over targets, seeds and learning rates per corpus
-    and precision stack. One row per source; `mean_ratio` is the mean over VerbMem-f and KnowMem-f."""
-    ratios = [f"{m}_ratio" for m in FORGET_METRICS]
+    """Per method and format that both the paper and this run have, all four MUSE metrics as both can be compared
+    across scales: the forget metrics' recovery ratios and `utility` (KnowMem-retain), each over the target's at that
+    format, and PrivLeak; the paper's published rows beside this run's mean over targets, seeds and learning rates
+    per corpus and precision stack. One row per source; `mean_ratio` is the mean over the two recovery ratios.
+    Where the paper's table has no target row at a format (its 8-bit), its ratios divide by the target at full
+    precision."""
     target = paper[paper["model"] == "target"].set_index("precision")
-    published = paper[paper["method"] != ""].merge(target[list(FORGET_METRICS)], left_on="precision",
-                                                   right_index=True, suffixes=("", "_target"))
+    published = paper[paper["method"] != ""].reset_index(drop=True)
+    reference = target.reindex(published["precision"]).fillna(target.loc["full"]).reset_index(drop=True)
     published = published.assign(source="paper: MUSE NEWS, Llama-2-7B, bf16",
-                                 **{f"{m}_ratio": published[m] / published[f"{m}_target"] for m in FORGET_METRICS})
+                                 **{f"{m}_ratio": published[m] / reference[m] for m in FORGET_METRICS},
+                                 utility=published["knowmem_r"] / reference["knowmem_r"])
     rows = unlearned_rows(summary)
     rows = rows[~rows["audited"]].rename(columns={"format": "precision"})
     rows = rows.merge(published[["method", "precision"]], on=["method", "precision"])
-    run = rows.groupby(["corpus", "stack", "method", "precision"], sort=False)[ratios].mean().reset_index()
+    run = rows.groupby(["corpus", "stack", "method", "precision"], sort=False)[PAPER_METRICS].mean().reset_index()
     run = run.assign(source=[f"this run: {c}, {p}" for c, p in zip(run["corpus"], run["stack"])])
-    columns = ["source", "method", "precision", *ratios]
+    columns = ["source", "method", "precision", *PAPER_METRICS]
     both = pd.concat([published[columns], run[columns]], ignore_index=True)
     both = both[both["method"].isin(run["method"]) & both["precision"].isin(run["precision"])]
-    return both.assign(mean_ratio=both[ratios].mean(axis=1)).reset_index(drop=True)
+    return both.assign(mean_ratio=both[[f"{m}_ratio" for m in FORGET_METRICS]].mean(axis=1)).reset_index(drop=True)
 
 
 def paper_table(comparison: pd.DataFrame) -> str:
     """Rows: method × source (the paper, this run per corpus and stack); columns: format; cells: the mean recovery
-    ratio (VerbMem-f / KnowMem-f in parentheses)."""
+    ratio (VerbMem-f / KnowMem-f in parentheses), the utility ratio and PrivLeak."""
     if comparison.empty:
         return "% No method and format in common with the paper's table\n"
-    cells = comparison.assign(cell=[f"{m:.2f} ({v:.2f} / {k:.2f})" for m, v, k in zip(
-        comparison["mean_ratio"], comparison["verbmem_f_ratio"], comparison["knowmem_f_ratio"])])
+    cells = comparison.assign(cell=[f"{m:.2f} ({v:.2f} / {k:.2f}); {u:.2f}; {p:+.1f}" for m, v, k, u, p in zip(
+        comparison["mean_ratio"], comparison["verbmem_f_ratio"], comparison["knowmem_f_ratio"],
+        comparison["utility"], comparison["privleak"])])
     return _cell_table(cells, ["method", "source"], "precision",
                        "% Recovery ratio (forget metric / the target's at the same format), mean (VerbMem-f / "
-                       "KnowMem-f):\n% the paper's published MUSE NEWS numbers beside this run's\n")
+                       "KnowMem-f);\n% KnowMem-retain / the target's; PrivLeak: the paper's published MUSE NEWS "
+                       "numbers beside this run's\n")
 
 
 def attacks_table(attacks: pd.DataFrame) -> str:
@@ -189,6 +197,24 @@ def attacks_table(attacks: pd.DataFrame) -> str:
                        "% Change of held-out (half B) forget knowledge, as a fraction of the target's, from before the "
                        "attack to\n% after it: unlearned models minus the retrain model of the same target; 95% "
                        "interval over targets,\n% unlearning seeds and B's items; verdict; (each part)\n")
+
+
+def claims_table(claims: pd.DataFrame) -> str:
+    """results/claims.csv: per claim, method and format (rows, with the paper's figure) and precision stack
+    (columns), qunlearn's estimate with its interval, the verdict and the targets that point the claim's way."""
+    if claims.empty:
+        return "% No claim of the paper can be tested on this grid (docs/claims.md says what each needs)\n"
+    claims = claims.fillna({"paper": ""})
+    cells = claims.assign(
+        Claim=claims["claim"].str.replace("_", " "), Method=claims["method"].str.upper().str.replace("_", "-"),
+        Format=claims["format"].map(precision_label), Paper=claims["paper"],
+        cell=[f"{_change(v, lo, hi, verdict)} ({k}/{n})" for v, lo, hi, verdict, k, n in zip(
+            claims["estimate"], claims["low"], claims["high"], claims["verdict"], claims["targets_supporting"],
+            claims["targets"])])
+    return _cell_table(cells, ["Claim", "Method", "Format", "Paper"], "stack",
+                       "% The paper's claims (docs/claims.md): qunlearn's estimate, 95% interval over targets, seeds "
+                       "and items,\n% verdict (reproduced / not reproduced / unclear), (targets pointing the claim's "
+                       "way / targets)\n")
 
 
 def _cell_table(cells: pd.DataFrame, index: list[str], columns: str, header: str) -> str:
