@@ -1,5 +1,6 @@
 """End to end: the workflow on the smallest preset, in a temporary folder, as a user would run it."""
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -345,3 +346,33 @@ def test_the_report_opens_on_the_answer(ci_run, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     text = report.read_text()
     assert "recovery_verdicts.png" in text and "Answer" in text and "showResultInfo" in text
+
+
+def _planned_outputs(config: Path, workdir: Path) -> dict[str, set[str]]:
+    """rule -> the outputs of its jobs in a dry run of the config in an empty folder."""
+    dry = subprocess.run([*snakemake_with(config), "-n", "--cores", "1", "--directory", str(workdir)],
+                         capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = {}
+    for rule, output in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: (.*)$", dry.stdout, re.MULTILINE):
+        planned.setdefault(rule, set()).add(output)
+    return planned
+
+
+def test_the_paper_claims_preset_shares_the_default_runs_base_targets_and_models(tmp_path):
+    """In a default run's folder the preset trains nothing again: the same corpus, tokenizer, base and targets
+    (the same paths, from the same config keys), and the default's NPO_GDR models under bf16 and fp32 (the same
+    unlearning settings); and it plans its grid: 14 models per stack and target."""
+    default, preset = (yaml.safe_load((REPO / name).read_text()) for name in ("config.yaml", "presets/paper-claims.yaml"))
+    for key in ("seed", "threads", "corpora", "tokenizer", "model"):
+        assert preset[key] == default[key], key
+    grid_keys = {"methods", "lrs", "method_lrs", "precisions"}
+    assert {k: v for k, v in preset["unlearning"].items() if k not in grid_keys} == {
+        k: v for k, v in default["unlearning"].items() if k not in grid_keys}
+    ours, theirs = _planned_outputs(REPO / "presets/paper-claims.yaml", tmp_path / "claims"), _planned_outputs(
+        REPO / "config.yaml", tmp_path / "default")
+    for rule in ("generate_pretraining_corpus", "generate_corpus", "train_tokenizer", "pretrain", "finetune"):
+        assert ours[rule] == theirs[rule], rule
+    shared = {o for o in theirs["unlearn"] if "npo_gdr_lr3e-5_bf16_" in o or "npo_gdr_lr3e-5_fp32_" in o}
+    assert len(shared) == 2 * 3 and shared <= ours["unlearn"]
+    assert len(ours["unlearn"]) == 14 * 2 * 3 and len(ours["finetune"]) == 2 * 3
