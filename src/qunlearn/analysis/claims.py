@@ -137,15 +137,25 @@ def _by_method(claim: Claim, rows: pd.DataFrame, column: str, kind: str, samples
                paper: pd.DataFrame) -> list[dict]:
     """Per stack × format: each method, then all of them pooled (where there are several)."""
     found = []
+    for key, part in _each_method_and_pooled(rows):
+        change = _estimate(part, column, _samples_of(samples, kind), _rng_key(claim, key))
+        found.append(_row(claim, key, change, margin, _paper_figure(claim, paper, key["method"], key["format"],
+                                                                    key["bits"])))
+    return found
+
+
+def _rng_key(claim: Claim, key: dict) -> tuple:
+    """What seeds a row's bootstrap (summary.group_rng): its claim, stack, format and method."""
+    return claim.name, key["stack"], key["format"], key["method"]
+
+
+def _each_method_and_pooled(rows: pd.DataFrame):
+    """Per stack × format: (its key, its rows) for each method, then for all of them pooled where there are
+    several."""
     for (stack, format_id, bits), group in rows.groupby(["stack", "format", "bits"], sort=True):
         parts = [(name, part) for name, part in group.groupby("method", sort=True)]
-        if len(parts) > 1:
-            parts.append((POOLED, group))
-        for name, part in parts:
-            key = {"stack": stack, "format": format_id, "bits": bits, "method": name, "lr": _lrs(part)}
-            change = _estimate(part, column, _samples_of(samples, kind), (claim.name, stack, format_id, name))
-            found.append(_row(claim, key, change, margin, _paper_figure(claim, paper, name, format_id, bits)))
-    return found
+        for name, part in parts + ([(POOLED, group)] if len(parts) > 1 else []):
+            yield {"stack": stack, "format": format_id, "bits": bits, "method": name, "lr": _lrs(part)}, part
 
 
 def _lrs(rows: pd.DataFrame) -> str:
@@ -171,15 +181,9 @@ def _sure_against_plain(sure: pd.DataFrame, plain: pd.DataFrame, samples: dict, 
     on = ["corpus", "target_seed", "seed", "stack", "format", "bits", "base"]
     matched, differences = _paired_difference(sure, plain, on, samples)
     claim, found = CLAIMS["sure_below_plain_4bit"], []
-    for (stack, format_id, bits), group in matched.groupby(["stack", "format", "bits"], sort=True):
-        parts = [(name, part) for name, part in group.groupby("method", sort=True)]
-        if len(parts) > 1:
-            parts.append((POOLED, group))
-        for name, part in parts:
-            change = _estimate(part, "difference", lambda row: differences[row["key"]],
-                               (claim.name, stack, format_id, name))
-            key = {"stack": stack, "format": format_id, "bits": bits, "method": name, "lr": _lrs(part)}
-            found.append(_row(claim, key, change, margin, "SURE keeps at 4 bits (figure; no table)"))
+    for key, part in _each_method_and_pooled(matched):
+        change = _estimate(part, "difference", lambda row: differences[row["key"]], _rng_key(claim, key))
+        found.append(_row(claim, key, change, margin, "SURE keeps at 4 bits (figure; no table)"))
     return found
 
 
