@@ -165,3 +165,10 @@ def test_the_min_k_scores_behind_privleak_are_listed_per_text_for_every_unattack
     scores = mink_scores(files, rows, 0.4)
     assert len(scores) == 2 * 5 and set(scores["model"]) == {"target", "npo_gdr_lr3e-5_bf16_s0"}
     assert scores[scores["split"] == "holdout"]["score"].tolist() == [3.0, 4.0, 5.0] * 2
+
+
+def test_a_grid_of_sure_methods_only_tests_only_the_sure_claim(tmp_path):
+    """No plain method (the served-formats test's grid): the empty selections stay tables, not column lists."""
+    table, samples = _summarized(tmp_path, lambda *_: False)
+    sure_only = table[table["method"].isin(["", "npo_gdr_sure"])]
+    assert set(claims(sure_only, samples, [3e-5], PAPER)["claim"]) == {"sure_keeps_4bit"}

@@ -83,20 +83,21 @@ def claims(table: pd.DataFrame, samples: dict, default_lrs: list[float], paper: 
     the lr claim only); `paper`: resources/paper_muse_news.csv."""
     rows = _grid_rows(table)
     specs = methods()
-    plain = rows[~rows["method"].map(lambda m: specs[m].sure) & rows["lr"].astype(float).isin(default_lrs)]
-    constrained = plain[plain["method"].map(lambda m: specs[m].constrained)]
-    sure = rows[rows["method"].map(lambda m: specs[m].sure and specs[m].constrained)]
+    plain = _methods_where(rows, lambda m: not specs[m].sure)
+    plain = plain[plain["lr"].astype(float).isin(default_lrs)]
+    constrained = _methods_where(plain, lambda m: specs[m].constrained)
+    sure = _methods_where(rows, lambda m: specs[m].sure and specs[m].constrained)
     quantized = lambda part, bits: part[(part["quantizer"] != "none") & (part["bits"] == bits)]  # noqa: E731
     found = [
         *_by_method(CLAIMS["constrained_recover_4bit"], quantized(constrained, 4), "ratio_vs_full", "ratio", samples,
                     margin, paper),
         *_by_method(CLAIMS["eight_bit_like_full"], quantized(constrained, 8), "ratio_vs_full", "ratio", samples,
                     margin, paper),
-        *_by_method(CLAIMS["unconstrained_collapse"], _with_lost_utility(plain[~plain["method"].map(
-            lambda m: specs[m].constrained)]), "utility_lost", "utility_lost", samples, margin, paper),
+        *_by_method(CLAIMS["unconstrained_collapse"], _with_lost_utility(_methods_where(
+            plain, lambda m: not specs[m].constrained)), "utility_lost", "utility_lost", samples, margin, paper),
         *_by_method(CLAIMS["sure_keeps_4bit"], quantized(sure, 4), "ratio_vs_full", "ratio", samples, margin, paper),
         *_sure_against_plain(quantized(sure, 4), quantized(constrained, 4), samples, margin),
-        *_lr_contrasts(quantized(rows[~rows["method"].map(lambda m: specs[m].sure)], 4), samples, margin),
+        *_lr_contrasts(quantized(_methods_where(rows, lambda m: not specs[m].sure), 4), samples, margin),
     ]
     return pd.DataFrame(found, columns=CLAIM_COLUMNS)
 
@@ -106,6 +107,12 @@ def _grid_rows(table: pd.DataFrame) -> pd.DataFrame:
     serve), with their samples' key."""
     rows = table[~table["model"].isin(["target", "retrain"]) & (table["attack"] == "") & ~table["audited"]]
     return rows.assign(key=[tuple(values) for values in zip(*(rows[k] for k in ROW_KEYS))])
+
+
+def _methods_where(rows: pd.DataFrame, predicate: Callable[[str], bool]) -> pd.DataFrame:
+    """The rows whose method meets the predicate (a boolean mask also where no row does: an empty object mask
+    would select columns)."""
+    return rows[rows["method"].map(predicate).astype(bool)]
 
 
 def _with_lost_utility(rows: pd.DataFrame) -> pd.DataFrame:
