@@ -5,7 +5,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from qunlearn.config.checks import check_config, method_lrs, format_id_of
+from qunlearn.config.checks import check_config, method_lrs, method_precisions, format_id_of
 from qunlearn.config.naming import UnlearnedName, format_lr, unlearned_name
 from qunlearn.config.schema import load_schema, validated
 from qunlearn.errors import QunlearnError
@@ -109,6 +109,17 @@ def test_method_lrs_sweeps_one_method_and_leaves_the_others_at_lrs():
         _validated(_config(**{"unlearning.method_lrs": {"ga": [1e-4]}}))
     with pytest.raises(QunlearnError, match=r"unlearning.method_lrs"):
         _validated(_config(**{"unlearning.method_lrs": {"gradient_ascent": [1e-4]}}))
+
+
+def test_method_precisions_give_some_methods_their_own_stacks():
+    config = _validated(_config(**{"unlearning.methods": ["npo", "npo_gdr"], "unlearning.precisions": ["bf16"],
+                                   "unlearning.method_precisions": {"npo_gdr": ["bf16", "fp32"]}}))
+    assert method_precisions(config, "npo_gdr") == ["bf16", "fp32"]
+    assert method_precisions(config, "npo") == ["bf16"]
+    with pytest.raises(QunlearnError, match=r"(?s)unlearning.method_precisions.ga: ga is not in unlearning.methods"):
+        _validated(_config(**{"unlearning.method_precisions": {"ga": ["bf16"]}}))
+    with pytest.raises(QunlearnError, match=r"unlearning.method_precisions"):
+        _validated(_config(**{"unlearning.method_precisions": {"npo_gdr": ["fp64"]}}))
 
 
 def test_precision_names():

@@ -362,11 +362,11 @@ def _planned_outputs(config: Path, workdir: Path) -> dict[str, set[str]]:
 def test_the_paper_claims_preset_shares_the_default_runs_base_targets_and_models(tmp_path):
     """In a default run's folder the preset trains nothing again: the same corpus, tokenizer, base and targets
     (the same paths, from the same config keys), and the default's NPO_GDR models under bf16 and fp32 (the same
-    unlearning settings); and it plans its grid: 14 models per stack and target."""
+    unlearning settings); and it plans its grid: 12 models under bf16 and 6 under fp32 per target."""
     default, preset = (yaml.safe_load((REPO / name).read_text()) for name in ("config.yaml", "presets/paper-claims.yaml"))
     for key in ("seed", "threads", "corpora", "tokenizer", "model"):
         assert preset[key] == default[key], key
-    grid_keys = {"methods", "lrs", "method_lrs", "precisions"}
+    grid_keys = {"methods", "lrs", "method_lrs", "precisions", "method_precisions"}
     assert {k: v for k, v in preset["unlearning"].items() if k not in grid_keys} == {
         k: v for k, v in default["unlearning"].items() if k not in grid_keys}
     ours, theirs = _planned_outputs(REPO / "presets/paper-claims.yaml", tmp_path / "claims"), _planned_outputs(
@@ -375,4 +375,5 @@ def test_the_paper_claims_preset_shares_the_default_runs_base_targets_and_models
         assert ours[rule] == theirs[rule], rule
     shared = {o for o in theirs["unlearn"] if "npo_gdr_lr3e-5_bf16_" in o or "npo_gdr_lr3e-5_fp32_" in o}
     assert len(shared) == 2 * 3 and shared <= ours["unlearn"]
-    assert len(ours["unlearn"]) == 14 * 2 * 3 and len(ours["finetune"]) == 2 * 3
+    assert len(ours["unlearn"]) == (12 + 6) * 3 and len(ours["finetune"]) == 2 * 3
+    assert sum("_fp32_" in o for o in ours["unlearn"]) == 6 * 3

@@ -13,7 +13,7 @@ os.environ.update(
 
 from qunlearn.audit import AuditTarget, audited_models
 from qunlearn.errors import stop_on_error
-from qunlearn.config.checks import attack_specs, check_config, format_id_of, method_lrs
+from qunlearn.config.checks import attack_specs, check_config, format_id_of, method_lrs, method_precisions
 from qunlearn.config.provenance import Provenance
 from qunlearn.registry import FIGURES, backend
 from qunlearn.config.naming import (
@@ -38,7 +38,7 @@ UNLEARNED = [  # the grid's, unlearned from every target
     unlearned_name(method, lr, stack, seed)
     for method in config["unlearning"]["methods"]
     for lr in method_lrs(config, method)
-    for stack in config["unlearning"]["precisions"]
+    for stack in method_precisions(config, method)
     for seed in config["unlearning"]["seeds"]
 ]
 

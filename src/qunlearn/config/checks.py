@@ -36,6 +36,13 @@ def method_lrs(config: dict, name: str) -> list[float]:
     return unlearning["sure"]["lrs"] if method(name).sure else unlearning["lrs"]
 
 
+def method_precisions(config: dict, name: str) -> list[str]:
+    """A method's precision stacks: its own where `unlearning.method_precisions` names it (a stack contrast read on
+    some methods only), else `precisions`."""
+    unlearning = config["unlearning"]
+    return unlearning["method_precisions"].get(name, unlearning["precisions"])
+
+
 def attack_spec(entry: dict) -> dict:
     """An `attacks:` entry with every knob of its kind, the defaults filled in."""
     return {"kind": entry["kind"], **ATTACKS[entry["kind"]].defaults, **entry}
@@ -80,10 +87,11 @@ def check_config(config: dict) -> None:
     a real corpus needs)."""
     check_attacks(config["attacks"])
     unlearning = config["unlearning"]
-    for name in unlearning["method_lrs"]:
-        if name not in unlearning["methods"]:
-            raise QunlearnError(f"unlearning.method_lrs.{name}: {name} is not in unlearning.methods",
-                                f"add {name} to unlearning.methods, or remove its entry from unlearning.method_lrs")
+    for key in ("method_lrs", "method_precisions"):
+        for name in unlearning[key]:
+            if name not in unlearning["methods"]:
+                raise QunlearnError(f"unlearning.{key}.{name}: {name} is not in unlearning.methods",
+                                    f"add {name} to unlearning.methods, or remove its entry from unlearning.{key}")
     if unlearning["checkpoint"] == "muse" and "knowmem_f" not in unlearning["epoch_metrics"]:
         raise QunlearnError("unlearning.checkpoint: muse needs KnowMem-forget after every epoch",
                             "add knowmem_f to unlearning.epoch_metrics, or set unlearning.checkpoint: last")

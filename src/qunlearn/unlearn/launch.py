@@ -46,7 +46,8 @@ def check_shards(config: dict) -> None:
     shards = unlearning.get("shards", 1)
     if shards == 1:
         return
-    for precision in unlearning["precisions"]:
+    own_stacks = unlearning.get("method_precisions", {}).values()  # a method's own stacks (unlearning.method_precisions)
+    for precision in dict.fromkeys([*unlearning["precisions"], *(stack for stacks in own_stacks for stack in stacks)]):
         sharded_precision(precision, shards)
     if any("embedded" in spec for spec in config["corpora"].values()):
         check_layers(shards, config["model"]["layers"], "the embedded model (model.layers)")
