@@ -7,7 +7,7 @@ import pytest
 
 from qunlearn.analysis import bootstrap
 from qunlearn.analysis.summary import (FORGET_METRICS, ITEM_METRICS, contrast, format_table, headline,
-                                       headline_by_target, nested_change, summarize)
+                                       headline_by_method, headline_by_target, nested_change, summarize)
 from qunlearn.io import write_json
 
 RNG_ITEMS = 40
@@ -136,6 +136,23 @@ def test_the_headline_counts_targets_and_how_many_reach_its_verdict(tmp_path):
     assert news["target_verdicts"] == "recovered 2, kept 1"
     single = headline(table[table["target_seed"] == 0], samples).query("quantizer == 'rtn' and corpus == 'news'")
     assert news["vs_full_hi"] - news["vs_full_lo"] > single["vs_full_hi"].iloc[0] - single["vs_full_lo"].iloc[0]
+
+
+def test_the_headline_per_method_says_which_method_carries_the_pooled_change(tmp_path):
+    """Two targets, NPO_GDR returning to its target at 4 bits, GA_GDR keeping its forgetting: each method's own row
+    gets its own verdict, and the pooled headline lies between the two."""
+    study = _study(tmp_path, targets=(0, 1), unlearned_at_rtn=lambda unlearned, target: target)
+    rng = np.random.default_rng(1)
+    for target_seed in (0, 1):
+        kept = _items(rng, 10, 50)
+        study.add("news", target_seed, _grid_row("ga_gdr_lr3e-5_bf16_s0", "ga_gdr", "bf16", 0), [kept, kept])
+    table, samples = study.summarize()
+    by_method = headline_by_method(table, samples).query("quantizer == 'rtn' and corpus == 'news'").set_index("method")
+    assert by_method["verdict"].to_dict() == {"npo_gdr": "recovered", "ga_gdr": "kept"}
+    assert by_method.loc["ga_gdr", "vs_full"] == 0 and set(by_method["lr"]) == {"3e-5"}
+    assert by_method.loc["npo_gdr", "targets_agree"] == 2
+    pooled = headline(table, samples).query("quantizer == 'rtn' and corpus == 'news'")["vs_full"].iloc[0]
+    assert pooled == pytest.approx(by_method["vs_full"].mean())
 
 
 def test_the_contrast_is_a_stacks_recovery_minus_the_baselines_paired_by_target_and_seed(tmp_path):

@@ -48,6 +48,8 @@ def test_summary_has_a_row_per_model_and_precision(ci_run):
     assert quantized["verdict"].isin(verdicts).all() and quantized["excess_verdict"].isin(verdicts).all()
     by_target = pd.read_csv(workdir / "results/recovery_by_target.csv")
     assert len(by_target) == 2 * 2 * len(precisions) and (by_target["target_seed"] == 0).all()  # news only
+    by_method = pd.read_csv(workdir / "results/recovery_by_method.csv")  # method × corpus (and all) × stack × format
+    assert len(by_method) == 2 * 2 * 2 * len(precisions) and set(by_method["method"]) == {"ga_klr", "npo_gdr_sure"}
     contrast = pd.read_csv(workdir / "results/contrast.csv")  # bf16 against mixed, per corpus (and all), SURE, format
     assert len(contrast) == 2 * 2 * (len(precisions) - 1) and set(contrast["baseline"]) == {"mixed"}
     assert contrast["verdict"].isin(["higher", "lower", "same", "unclear", "undefined"]).all()

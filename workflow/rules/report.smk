@@ -37,6 +37,11 @@ rule summarize:
             caption="../report/recovery_by_target.rst",
             category="Tables",
         ),
+        by_method=report(
+            "results/recovery_by_method.csv",
+            caption="../report/recovery_by_method.rst",
+            category="Tables",
+        ),
         contrast=report(
             "results/contrast.csv",
             caption="../report/contrast.rst",

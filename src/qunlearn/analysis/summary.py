@@ -356,6 +356,18 @@ def headline_by_target(table: pd.DataFrame, samples: dict, margin: float = verdi
     return pd.DataFrame(results, columns=columns) if results else pd.DataFrame(columns=columns)
 
 
+METHOD_COLUMNS = ["method", "lr", *HEADLINE_COLUMNS]
+
+
+def headline_by_method(table: pd.DataFrame, samples: dict, margin: float = verdicts.MARGIN) -> pd.DataFrame:
+    """The headline of each method × lr alone (SURE methods are methods of their own): which methods carry the
+    pooled change, with the same nesting, intervals, verdicts and targets' agreement."""
+    cells = headline_rows(table)[["method", "lr"]].drop_duplicates()
+    parts = [headline(table[(table["method"] == method) & (table["lr"] == lr)], samples, margin).assign(method=method, lr=lr)
+             for method, lr in cells.itertuples(index=False)]
+    return pd.concat(parts, ignore_index=True)[METHOD_COLUMNS] if parts else pd.DataFrame(columns=METHOD_COLUMNS)
+
+
 def _agreement(by_target: pd.DataFrame, means: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Per headline group, the targets' own verdicts: how many reach the pooled verdict (`targets_agree`) and how
     many reach each verdict (`target_verdicts`, e.g. "recovered 2, kept 1"); `excess_` versions for the excess
@@ -482,13 +494,14 @@ def model_verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_summary(table: pd.DataFrame, samples: dict, margin: float, paths: dict[str, str]) -> None:
-    """paths: csv, long, text, headline, by_target, contrast, verdicts."""
+    """paths: csv, long, text, headline, by_target, by_method, contrast, verdicts."""
     by_target = headline_by_target(table, samples, margin)
     headline_table, contrast_table = headline(table, samples, margin, by_target), contrast(table, samples, margin)
     write_text(paths["csv"], table.to_csv(index=False))
     write_text(paths["long"], long_form(table).to_csv(index=False))
     write_text(paths["headline"], headline_table.to_csv(index=False))
     write_text(paths["by_target"], by_target.to_csv(index=False))
+    write_text(paths["by_method"], headline_by_method(table, samples, margin).to_csv(index=False))
     write_text(paths["contrast"], contrast_table.to_csv(index=False))
     write_text(paths["verdicts"], model_verdicts(table).to_csv(index=False))
     write_text(paths["text"], format_table(table, headline_table, contrast_table))

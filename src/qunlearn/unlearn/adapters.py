@@ -1,0 +1,113 @@
+"""Unlearning through LoRA adapters (peft) on a frozen base, and the ways an unlearned adapter is served:
+
+- merged into the base loaded in bf16 or in fp32 (`merged`): a full checkpoint, quantized like any model. In bf16
+  the merge rounds each weight once, so a delta below half a bf16 step of its weight is lost before any quantizer
+  sees it; in fp32 it is kept until the format rounds it;
+- applied unmerged on top of the base as a format loads it (`served`): QLoRA's layout for the bitsandbytes
+  formats, the dequantized base plus the adapter for the saved ones; the adapter at full precision, or itself
+  rounded to 4 bits (`quantize_adapter`).
+
+Adapters are written and read as peft's safetensors file only (`ADAPTER_WEIGHTS`); a pickled adapter is refused."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from qunlearn.errors import QunlearnError
+from qunlearn.io import atomic_dir
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+# Every linear layer of a Llama decoder block: QLoRA's choice, and open-unlearning's LoRA config's.
+DECODER_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    rank: int
+    alpha: float
+    target_modules: tuple[str, ...] = DECODER_LINEARS
+
+
+def attach(model: torch.nn.Module, settings: AdapterSettings) -> torch.nn.Module:
+    """The model wrapped with a fresh LoRA adapter: its base frozen, B zero so that it starts as the identity, the
+    adapter's weights in fp32 whatever the base's dtype (peft's autocast_adapter_dtype, the common setup)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=list(settings.target_modules),
+                        lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config, autocast_adapter_dtype=True)
+
+
+def save_adapter(model: torch.nn.Module, out_dir: str | Path) -> None:
+    """The adapter alone (not the base), as peft writes it: adapter_config.json and adapter_model.safetensors."""
+    with atomic_dir(out_dir) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+
+
+def load_adapter(base: torch.nn.Module, adapter_dir: str | Path) -> torch.nn.Module:
+    """`base` with the saved adapter applied unmerged, for inference. The weights are read from the safetensors
+    file here (peft's own loader would fall back to a pickled adapter_model.bin)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+    adapter_dir = Path(adapter_dir)
+    weights, config_file = adapter_dir / ADAPTER_WEIGHTS, adapter_dir / ADAPTER_CONFIG
+    if not weights.is_file() or not config_file.is_file():
+        pickled = " (only a pickled adapter_model.bin, which is never loaded)" if (adapter_dir / "adapter_model.bin").exists() else ""
+        raise QunlearnError(f"{adapter_dir} is not a LoRA adapter: it needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}{pickled}",
+                            "save the adapter with peft's save_pretrained(safe_serialization=True), or re-run its unlearn job")
+    try:
+        config = LoraConfig.from_pretrained(str(adapter_dir))  # the local file, checked above (never the Hub)
+        state = load_file(weights)
+    except (SafetensorError, ValueError, TypeError, OSError) as error:
+        raise QunlearnError(f"the adapter at {adapter_dir} cannot be read: {error}",
+                            "delete the folder and re-run the job that wrote it") from None
+    config.inference_mode = True
+    model = get_peft_model(base, config, autocast_adapter_dtype=True)
+    missing = set_peft_model_state_dict(model, state).unexpected_keys
+    if missing:
+        raise QunlearnError(f"the adapter at {adapter_dir} has weights its config does not place: {sorted(missing)[:3]}",
+                            "the adapter does not fit this base model: check which target it was unlearned from")
+    return model.eval()
+
+
+def merged(base: torch.nn.Module, adapter_dir: str | Path) -> torch.nn.Module:
+    """The adapter merged into `base`'s weights in the base's own dtype (peft's merge_and_unload: each weight plus
+    the adapter's fp32 delta, rounded once to that dtype): a plain model, saved and quantized like any other."""
+    return load_adapter(base, adapter_dir).merge_and_unload()
+
+
+def lora_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter's A and B matrices by parameter name."""
+    return {name: param for name, param in model.named_parameters() if ".lora_A." in name or ".lora_B." in name}
+
+
+@torch.no_grad()
+def quantize_adapter(model: torch.nn.Module, bits: int, group_size: int, symmetric: bool) -> None:
+    """Round the adapter's A and B matrices in place to `bits`-bit integers, group-wise along their input dimension,
+    with compressed-tensors' arithmetic (the RTN format's). B's input dimension is the rank, smaller than a group:
+    it gets one group per row."""
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+
+    for param in lora_weights(model).values():
+        rows, cols = param.shape
+        group = group_size if cols % group_size == 0 else cols
+        args = QuantizationArgs(num_bits=bits, type="int", strategy="group", group_size=group, symmetric=symmetric)
+        groups = param.float().reshape(rows, cols // group, group)
+        scale, zero_point = calculate_qparams(groups.amin(-1), groups.amax(-1), args)
+        param.copy_(fake_quantize(param.float(), scale, zero_point, args).to(param.dtype))
+
+
+def served(base_in_format: torch.nn.Module, adapter_dir: str | Path, adapter_bits: int | None = None,
+           group_size: int = 64, symmetric: bool = False) -> torch.nn.Module:
+    """The adapter applied unmerged on top of a base already in a format (`checkpoints.load_in_format`), at full
+    precision or rounded to `adapter_bits`."""
+    model = load_adapter(base_in_format, adapter_dir)
+    if adapter_bits is not None:
+        quantize_adapter(model, adapter_bits, group_size, symmetric)
+    return model
