@@ -13,7 +13,13 @@ os.environ.update(
 
 from qunlearn.audit import AuditTarget, audited_models
 from qunlearn.errors import stop_on_error
-from qunlearn.config.checks import attack_specs, check_config, format_id_of, method_lrs, method_precisions
+from qunlearn.config.checks import (
+    attack_specs,
+    check_config,
+    format_id_of,
+    method_lrs,
+    method_precisions,
+)
 from qunlearn.config.provenance import Provenance
 from qunlearn.registry import FIGURES, backend
 from qunlearn.config.naming import (
