@@ -67,9 +67,9 @@ def load_adapter(base: torch.nn.Module, adapter_dir: str | Path) -> torch.nn.Mod
                             "delete the folder and re-run the job that wrote it") from None
     config.inference_mode = True
     model = get_peft_model(base, config, autocast_adapter_dtype=True)
-    missing = set_peft_model_state_dict(model, state).unexpected_keys
-    if missing:
-        raise QunlearnError(f"the adapter at {adapter_dir} has weights its config does not place: {sorted(missing)[:3]}",
+    unplaced = set_peft_model_state_dict(model, state).unexpected_keys
+    if unplaced:
+        raise QunlearnError(f"the adapter at {adapter_dir} has weights its config does not place: {sorted(unplaced)[:3]}",
                             "the adapter does not fit this base model: check which target it was unlearned from")
     return model.eval()
 
