@@ -39,6 +39,7 @@ include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mechanism.smk"
+include: "workflow/rules/adapters.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from peft import PeftModel
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -17,9 +18,9 @@ from qunlearn.models.checkpoints import load_tokenizer, save_model
 from qunlearn.quantize.bitsandbytes import bitsandbytes_dequantized, load_bitsandbytes
 from qunlearn.quantize.oracle import rtn_oracle
 from qunlearn.registry import FORMATS
-from qunlearn.unlearn.adapters import (ADAPTER_WEIGHTS, AdapterSettings, attach, load_adapter, lora_weights, merged,
-                                       save_adapter, served)
-from qunlearn.unlearn.loop import UnlearnSettings, unlearn
+from qunlearn.unlearn.adapters import (ADAPTER_WEIGHTS, AdapterDisabled, AdapterSettings, attach, load_adapter,
+                                       lora_weights, merged, merged_with_survival, save_adapter, served)
+from qunlearn.unlearn.loop import UnlearnSettings, WholeBatches, unlearn
 
 SETTINGS = AdapterSettings(rank=4, alpha=8)
 
@@ -79,6 +80,29 @@ def test_unlearning_through_an_adapter_moves_only_the_adapter(tokenized):
     assert any(param.abs().max() > 0 for name, param in lora_weights(model).items() if ".lora_B." in name)
 
 
+@pytest.mark.parametrize("method", ["npo_gdr", "ga_klr"])
+def test_the_reference_of_an_adapter_is_the_model_with_its_adapter_off_not_a_copy(tokenized, method, monkeypatch):
+    """NPO's and KLR's frozen reference: the model with the adapter disabled unlearns to exactly the adapter that a
+    copied reference gives (a fresh adapter adds zero), without a second copy of the model."""
+    tokenizer, corpus = tokenized
+    settings = UnlearnSettings(method=method, lr=1e-3, epochs=1, batch_size=4, max_len=32, alpha=1.0, beta=0.1,
+                               precision="fp32", seed=0)
+
+    def unlearned_adapter():
+        model = attach(_llama(len(tokenizer)).to(torch.bfloat16), SETTINGS)
+        unlearn(model, tokenizer, corpus.raw["forget"][:2], corpus.raw["retain1"][:2], settings)
+        return {name: param.detach().clone() for name, param in lora_weights(model).items()}
+
+    references = []
+    monkeypatch.setattr(AdapterDisabled, "__init__", lambda self, model: (references.append(model),
+                                                                          setattr(self, "model", model))[0])
+    disabled = unlearned_adapter()
+    assert len(references) == 1 and isinstance(references[0], PeftModel)  # the model itself, not a copy
+    monkeypatch.setattr(WholeBatches, "frozen_copy", lambda self, model: copy.deepcopy(model).eval().requires_grad_(False))
+    copied = unlearned_adapter()
+    assert disabled.keys() == copied.keys() and all(torch.equal(disabled[k], copied[k]) for k in copied)
+
+
 def test_merged_in_fp32_computes_what_the_unmerged_adapter_does(tmp_path):
     adapter = _trained_adapter(_llama(), tmp_path / "adapter")
     batch = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(2))
@@ -113,6 +137,13 @@ def test_merging_in_bf16_loses_a_delta_below_half_a_bf16_step(tmp_path):
     assert in_bf16[0, 0] == original[0, 0] and in_bf16[1, 0] != original[1, 0]
     assert torch.equal(in_bf16[2:], original[2:])
     assert in_fp32[0, 0] != weight[0, 0].detach() and in_fp32[1, 0] != weight[1, 0].detach()
+    # what the merge job records: the share of the delta the merge kept, ⟨M − W, D⟩ / ‖D‖²
+    delta = [0.4 * half_step[0], 3.0 * half_step[1]]
+    kept_bf16 = merged_with_survival(copy.deepcopy(base).to(torch.bfloat16), tmp_path / "adapter")[1]
+    kept_fp32 = merged_with_survival(copy.deepcopy(base), tmp_path / "adapter")[1]
+    by_hand = float(in_bf16[1, 0].double() - original[1, 0].double()) * delta[1] / (delta[0] ** 2 + delta[1] ** 2)
+    assert kept_bf16["surviving_share"] == pytest.approx(by_hand, rel=1e-4) and abs(by_hand - 1) > 0.1
+    assert kept_fp32["surviving_share"] == pytest.approx(1, abs=1e-5)
 
 
 def _q_proj_input(hidden: int = 64) -> torch.Tensor:
@@ -160,7 +191,7 @@ def test_served_on_bitsandbytes_fp4_is_qloras_layout(tmp_path):
 def test_a_4_bit_adapter_is_rounded_like_the_rtn_format(tmp_path):
     adapter = _trained_adapter(_llama(), tmp_path / "adapter")
     full = lora_weights(load_adapter(_llama(), adapter))
-    rounded = lora_weights(served(_llama(), adapter, adapter_bits=4, group_size=32))
+    rounded = lora_weights(served(_llama(), adapter, {"bits": 4, "group_size": 32, "symmetric": False}))
     for name, weight in full.items():
         rows, cols = weight.shape
         group = 32 if cols % 32 == 0 else cols  # B's input is the rank: one group per row

@@ -1,12 +1,14 @@
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from snakemake.utils import validate
 
-from qunlearn.config.checks import check_config, method_lrs, method_precisions, format_id_of
-from qunlearn.config.naming import UnlearnedName, format_lr, unlearned_name
+from qunlearn.config.checks import check_config, format_id_of, method_lrs, method_precisions, unlearned_names
+from qunlearn.config.naming import (ADAPTER_SERVINGS, GRID_NAME, MERGED_NAME_PATTERN, SERVED_NAME_PATTERN,
+                                    TRAINED_NAME_PATTERN, ModelId, UnlearnedName, format_lr, unlearned_name)
 from qunlearn.config.schema import load_schema, validated
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluate.evaluator import EPOCH_METRICS
@@ -53,6 +55,7 @@ def test_the_schema_names_what_the_library_implements():
     assert unlearning["methods"]["items"]["enum"] == sorted(methods()) and len(methods()) == 12
     assert unlearning["epoch_metrics"]["items"]["enum"] == list(EPOCH_METRICS)
     assert unlearning["precisions"]["items"]["enum"] == list(STACKS)
+    assert unlearning["adapter_servings"]["items"]["enum"] == list(ADAPTER_SERVINGS)
     assert all(f"{name} (" in unlearning["precisions"]["description"] for name in STACKS)  # described there too
     formats = schema["quantization"]["properties"]["formats"]["items"]["properties"]
     assert formats["quantizer"]["enum"] == list(FORMATS)
@@ -120,6 +123,50 @@ def test_method_precisions_give_some_methods_their_own_stacks():
         _validated(_config(**{"unlearning.method_precisions": {"ga": ["bf16"]}}))
     with pytest.raises(QunlearnError, match=r"unlearning.method_precisions"):
         _validated(_config(**{"unlearning.method_precisions": {"npo_gdr": ["fp64"]}}))
+
+
+def test_adapter_names_say_which_adapter_and_how_it_is_served():
+    config = _validated(_config(**{"unlearning.methods": ["npo_gdr"], "unlearning.precisions": ["bf16"],
+                                   "unlearning.adapters": [{"rank": 8, "alpha": 16, "lrs": [1e-4, 1e-3]}]}))
+    names = unlearned_names(config)
+    assert names[0] == "npo_gdr_lr3e-5_bf16_s0"  # the full-weight models first, named as before
+    assert names[1:5] == [f"npo_gdr_lr1e-4_lora-r8a16+{serving}_s0"
+                          for serving in ("merged-bf16", "merged-fp32", "served", "served-q4")]
+    assert len(names) == 1 + 2 * 4
+    merged = UnlearnedName.parse("npo_gdr_lr1e-4_lora-r8a16+merged-bf16_s0")
+    assert (merged.method, merged.lr, merged.adapter, merged.serving) == ("npo_gdr", "1e-4", "lora-r8a16", "merged-bf16")
+    assert merged.trained == "npo_gdr_lr1e-4_lora-r8a16_s0"
+    adapter, full = UnlearnedName.parse(merged.trained), UnlearnedName.parse("npo_gdr_lr3e-5_bf16_s0")
+    assert (adapter.adapter, adapter.serving, adapter.trained) == ("lora-r8a16", None, merged.trained)
+    assert (full.adapter, full.serving, full.trained) == (None, None, "npo_gdr_lr3e-5_bf16_s0")
+    assert ModelId("toy-news", 0, str(merged)).role == "unlearned"
+    # each rule's pattern takes exactly its own names: the unlearn rule never a serving, merge never a served one
+    matches = {pattern: [n for n in [*names, merged.trained] if re.fullmatch(pattern, n)]
+               for pattern in (TRAINED_NAME_PATTERN, MERGED_NAME_PATTERN, SERVED_NAME_PATTERN)}
+    assert matches[TRAINED_NAME_PATTERN] == ["npo_gdr_lr3e-5_bf16_s0", "npo_gdr_lr1e-4_lora-r8a16_s0"]
+    assert all("+merged-" in n for n in matches[MERGED_NAME_PATTERN]) and len(matches[MERGED_NAME_PATTERN]) == 4
+    assert all("+served" in n for n in matches[SERVED_NAME_PATTERN]) and len(matches[SERVED_NAME_PATTERN]) == 4
+    assert all(GRID_NAME.search(n) for n in names)
+    # without lrs, an adapter takes each method's; servings can be chosen
+    config = _validated(_config(**{"unlearning.methods": ["npo_gdr"], "unlearning.adapters": [{"rank": 4, "alpha": 4}],
+                                   "unlearning.adapter_servings": ["served"]}))
+    assert [n for n in unlearned_names(config) if "lora" in n] == ["npo_gdr_lr3e-5_lora-r4a4+served_s0"]
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"unlearning.adapters": [{"rank": 8, "alpha": 16}, {"rank": 8, "alpha": 16.0, "lrs": [1e-3]}]},
+     r"(?s)unlearning.adapters\[1\]: the same rank and alpha as unlearning.adapters\[0\] \(lora-r8a16\).*merge the two"),
+    ({"unlearning.adapters": [{"rank": 8, "alpha": 16}], "unlearning.shards": 2},
+     r"(?s)adapters are unlearned in one process.*unlearning.shards: 1"),
+    ({"unlearning.adapters": [{"rank": 8, "alpha": 16}], "attacks": [{"kind": "prune"}]},
+     r"(?s)the attacks need a checkpoint.*two configs"),
+    ({"unlearning.adapters": [{"rank": 0, "alpha": 16}]}, r"unlearning.adapters"),
+    ({"unlearning.adapter_servings": ["merged-fp16"]}, r"unlearning.adapter_servings"),
+])
+def test_adapter_configs_that_cannot_run_are_refused(changes, message):
+    with pytest.raises(QunlearnError, match=message) as error:
+        _validated(_config(**changes))
+    assert "fix" in str(error.value)  # each says what to write instead
 
 
 def test_precision_names():

@@ -85,3 +85,35 @@ def test_sure_and_training_settings():
                                                          "train_len": 384}
     assert provenance.architecture == {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128,
                                        "max_position": 512}
+
+
+ADAPTER = {"rank": 4, "alpha": 8, "lrs": [1e-3]}
+
+
+def test_adapters_change_no_full_weight_job_or_result():
+    plain, with_adapter = _provenance(), _provenance(lambda c: (c.update(attacks=[]),
+                                                                c["unlearning"].update(adapters=[ADAPTER])))
+    without_attacks = _provenance(lambda c: c.update(attacks=[]))
+    assert with_adapter.unlearn_settings(UNLEARNED.name) == plain.unlearn_settings(UNLEARNED.name)
+    for model in (TARGET, UNLEARNED):
+        assert _hash(with_adapter, model, "rtn-w4g32") == _hash(without_attacks, model, "rtn-w4g32")
+
+
+def test_an_adapter_is_unlearned_in_fp32_on_a_bf16_target_and_each_serving_has_its_settings():
+    provenance = _provenance(lambda c: (c.update(attacks=[]), c["unlearning"].update(adapters=[ADAPTER])))
+    adapter = provenance.unlearn_settings("npo_gdr_sure_lr1e-3_lora-r4a8_s0")
+    assert adapter["precision"] == "fp32" and adapter["lr"] == 1e-3
+    assert adapter["adapter"] == {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                           "gate_proj", "up_proj", "down_proj"],
+                                  "base_dtype": "bf16"}
+    servings = {s: f"npo_gdr_sure_lr1e-3_lora-r4a8+{s}_s0" for s in ("merged-bf16", "merged-fp32", "served", "served-q4")}
+    assert all(provenance.unlearn_settings(name) == adapter for name in servings.values())  # one job serves all
+    assert provenance.serving_settings(servings["merged-fp32"]) == {"serving": "merged-fp32", "dtype": "fp32"}
+    assert provenance.serving_settings(servings["served"]) == {"serving": "served", "adapter_quantization": None}
+    assert provenance.serving_settings(servings["served-q4"])["adapter_quantization"] == {
+        "bits": 4, "group_size": 32, "symmetric": False}
+    assert provenance.serving_settings(UNLEARNED.name) is None
+    hashes = {_hash(provenance, ModelId("toy-news", 0, name), "rtn-w4g32") for name in servings.values()}
+    assert len(hashes) == 4
+    row = provenance.summary_row(ModelId("toy-news", 0, servings["served-q4"]), "bnb-fp4-w4")
+    assert (row["method"], row["lr"], row["stack"]) == ("npo_gdr_sure", "1e-3", "lora-r4a8+served-q4")

@@ -19,6 +19,7 @@ from snakemake.utils import validate
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from qunlearn.analysis.bootstrap import Draws, interval, resampled_means
+from qunlearn.config.checks import method_stacks
 from qunlearn.data.batches import collate
 from qunlearn.errors import QunlearnError
 from qunlearn.io import read_json
@@ -267,10 +268,14 @@ def _config(shards: int, precisions=("bf16", "mixed"), layers: int = 2, gpu: int
             "corpora": {"toy": {"embedded": {}}}, "resources": resources}
 
 
+def _check_shards(config: dict) -> None:
+    check_shards(config, config["unlearning"]["precisions"])
+
+
 def test_config_checks_pass_sensible_sharding():
-    check_shards(_config(1, precisions=["bf16-sr"], layers=1))  # one process: nothing to check
-    check_shards(_config(2, gpu=2))
-    check_shards(_config(2, gpu=0))  # CPU processes
+    _check_shards(_config(1, precisions=["bf16-sr"], layers=1))  # one process: nothing to check
+    _check_shards(_config(2, gpu=2))
+    _check_shards(_config(2, gpu=0))  # CPU processes
 
 
 @pytest.mark.parametrize("config, message", [
@@ -280,7 +285,7 @@ def test_config_checks_pass_sensible_sharding():
 ])
 def test_config_checks_refuse_what_cannot_be_sharded(config, message):
     with pytest.raises(QunlearnError, match=message) as error:
-        check_shards(config)
+        _check_shards(config)
     assert error.value.fix
 
 
@@ -301,7 +306,7 @@ def test_the_shipped_configs_pass_the_sharding_checks():
     for path in [ROOT / "config.yaml", *ROOT.glob("presets/*.yaml")]:
         config = yaml.safe_load(path.read_text())
         validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
-        check_shards(config)
+        check_shards(config, method_stacks(config))
 
 
 def _under(results: Path, kind: str, model: str) -> Path:

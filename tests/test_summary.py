@@ -174,13 +174,16 @@ def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path
     study = _study(tmp_path, stacks=("bf16", "fp32"))
     records = []
     for stack, diverged in (("bf16", False), ("fp32", True)):
-        write_json(tmp_path / f"{stack}.json", {"diverged": diverged})
+        merge = {"merge": {"surviving_share": 0.25}} if stack == "bf16" else {}  # as a merged adapter's record
+        write_json(tmp_path / f"{stack}.json", {"diverged": diverged, **merge})
         records.append((str(tmp_path / f"{stack}.json"), dict(corpus="news", target_seed=0,
                                                               model=f"npo_gdr_lr3e-5_{stack}_s0")))
     table, _ = summarize(study.files, study.rows, records, {"news": None})
     assert table.groupby("model")["diverged"].all().to_dict() == {
         "npo_gdr_lr3e-5_bf16_s0": False, "npo_gdr_lr3e-5_fp32_s0": True, "retrain": False, "target": False}
     assert set(headline(table)["stack"]) == {"bf16"}  # not the diverged model's stack
+    shares = table.groupby("model")["merge_surviving_share"].first()  # NaN where the record has no merge
+    assert shares["npo_gdr_lr3e-5_bf16_s0"] == 0.25 and shares.drop("npo_gdr_lr3e-5_bf16_s0").isna().all()
 
 
 def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_and_overall(tmp_path):

@@ -17,18 +17,18 @@ from qunlearn.config.checks import (
     attack_specs,
     check_config,
     format_id_of,
-    method_lrs,
-    method_precisions,
+    unlearned_names,
 )
 from qunlearn.config.provenance import Provenance
 from qunlearn.registry import FIGURES, backend
 from qunlearn.config.naming import (
     BASE_ROLES,
-    GRID_NAME_PATTERN,
+    MERGED_NAME_PATTERN,
+    SERVED_NAME_PATTERN,
+    TRAINED_NAME_PATTERN,
     ModelId,
     parse_target_folder,
     target_folder,
-    unlearned_name,
 )
 
 with stop_on_error():
@@ -40,13 +40,7 @@ CORPORA = list(config["corpora"])  # in the config's order, which the tables kee
 # Snakemake compares params as strings: with every mapping's keys sorted, reordering a config file (or a
 # default the schema filled in) re-runs nothing.
 config.update(json.loads(json.dumps(config, sort_keys=True)))
-UNLEARNED = [  # the grid's, unlearned from every target
-    unlearned_name(method, lr, stack, seed)
-    for method in config["unlearning"]["methods"]
-    for lr in method_lrs(config, method)
-    for stack in method_precisions(config, method)
-    for seed in config["unlearning"]["seeds"]
-]
+UNLEARNED = unlearned_names(config)  # the grid's, unlearned from every target
 
 
 def target_seeds(corpus):
@@ -116,9 +110,22 @@ ATTACK_SPECS = attack_specs(config)
 # Every model in every format (the retrain model too, the floor of the excess view), and under every attack.
 EVALUATIONS = [(model, format_id) for model in MODELS for format_id in FORMAT_IDS]
 EVALUATIONS += [(model, attack) for model in MODELS for attack in ATTACK_SPECS]
-# The mechanism: every unlearned model under every format.
+
+
+def served(model):
+    """An adapter served unmerged (adapters.smk): evaluated on the target in each format, with no checkpoint."""
+    return model.role == "unlearned" and model.unlearned.serving in (
+        "served",
+        "served-q4",
+    )
+
+
+# The mechanism: every unlearned model with weights of its own under every format.
 MEASUREMENTS = [
-    (model, format_id) for model in UNLEARNED_MODELS for format_id in QUANTIZED_FORMATS
+    (model, format_id)
+    for model in UNLEARNED_MODELS
+    if not served(model)
+    for format_id in QUANTIZED_FORMATS
 ]
 
 
@@ -179,6 +186,31 @@ def model_path(model):
 
 def model_dir(wildcards):
     return model_path(model_of(wildcards))
+
+
+def record_of(model):
+    """A grid model's unlearning record; a served adapter's is its adapter's (a merged one writes its own)."""
+    trained = ModelId(model.corpus, model.target_seed, model.unlearned.trained)
+    return f"results/unlearned/{(trained if served(model) else model).folder}.json"
+
+
+def adapter_dir(wildcards):
+    """The adapter a serving serves, as its unlearn job wrote it."""
+    model = model_of(wildcards)
+    return model_path(ModelId(model.corpus, model.target_seed, model.unlearned.trained))
+
+
+def adapter_record(wildcards):
+    return adapter_dir(wildcards) + ".json"
+
+
+def served_target(wildcards):
+    """The target as the format stores it, which a served adapter runs on: its quantized checkpoint for the saved
+    formats, its own checkpoint otherwise (full precision, or a format applied on load).
+    """
+    if wildcards.format in SAVED_FORMATS:
+        return f"results/quantized/{wildcards.corpus}/{wildcards.pair}/target/{wildcards.format}"
+    return target_dir(wildcards)
 
 
 def unlearned_dir(wildcards):

@@ -6,9 +6,7 @@ rule summarize:
         ],
         # the grid's unlearning records (audited models have none)
         records=[
-            f"results/unlearned/{model.folder}.json"
-            for model in UNLEARNED_MODELS
-            if model.role == "unlearned"
+            record_of(model) for model in UNLEARNED_MODELS if model.role == "unlearned"
         ],
         mechanism=[
             f"results/mechanism/{model.folder}/{format_id}.json"
@@ -189,9 +187,7 @@ rule plots:
 rule unlearning_length:
     input:
         records=[
-            f"results/unlearned/{model.folder}.json"
-            for model in UNLEARNED_MODELS
-            if model.role == "unlearned"
+            record_of(model) for model in UNLEARNED_MODELS if model.role == "unlearned"
         ],
         targets=[
             f"results/metrics/{model.folder}/full.json"

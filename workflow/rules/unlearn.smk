@@ -12,7 +12,7 @@ rule unlearn:
     benchmark:
         "results/benchmarks/unlearn/{corpus}/{pair}/{unlearned}.tsv"
     wildcard_constraints:
-        unlearned=GRID_NAME_PATTERN,
+        unlearned=TRAINED_NAME_PATTERN,
     # The longest jobs on the critical path: started first, so that quantization and evaluation fill the gaps.
     priority: 10
     conda:

@@ -42,7 +42,7 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
                         **packages})
         items.append(result["items"])
     table = pd.DataFrame.from_records(entries)
-    table["diverged"] = _diverged(table, records)
+    table["diverged"], table["merge_surviving_share"] = _from_records(table, records)
     table["privleak"] = [privleak(auc, _reference_auc(table, corpus, seed, auc_retrain))
                          for corpus, seed, auc in zip(table["corpus"], table["target_seed"], table["privleak_auc"])]
     resampled = resampled_metrics(table, items)
@@ -51,9 +51,13 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
     return add_mechanism(add_utility(table, resampled, samples), mechanism), samples
 
 
-def _diverged(table: pd.DataFrame, records: list[tuple[str, dict]]) -> list[bool]:
-    diverged = {(row["corpus"], row["target_seed"], row["model"]) for path, row in records if read_json(path)["diverged"]}
-    return [key in diverged for key in zip(table["corpus"], table["target_seed"], table["model"])]
+def _from_records(table: pd.DataFrame, records: list[tuple[str, dict]]) -> tuple[list[bool], list[float]]:
+    """Per row, from its model's unlearning record: whether unlearning diverged, and for an adapter merged into the
+    target the share of its delta the merge kept (adapters.merged_with_survival; NaN for every other model)."""
+    by_model = {(row["corpus"], row["target_seed"], row["model"]): read_json(path) for path, row in records}
+    keys = list(zip(table["corpus"], table["target_seed"], table["model"]))
+    return ([key in by_model and by_model[key]["diverged"] for key in keys],
+            [by_model[key]["merge"]["surviving_share"] if "merge" in by_model.get(key, {}) else np.nan for key in keys])
 
 
 def resampled_metrics(table: pd.DataFrame, items: list[dict]) -> list[dict[str, np.ndarray]]:

@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from qunlearn.config.naming import DECODER_LINEARS, adapter_id, unlearned_name
 from qunlearn.data.splits import check_halves, start_up_split
 from qunlearn.errors import QunlearnError
 from qunlearn.registry import ATTACKS, FORMATS, backend, check_format, method, resolve
@@ -41,6 +42,54 @@ def method_precisions(config: dict, name: str) -> list[str]:
     some methods only), else `precisions`."""
     unlearning = config["unlearning"]
     return unlearning["method_precisions"].get(name, unlearning["precisions"])
+
+
+def adapters_by_id(config: dict) -> dict[str, dict]:
+    """`unlearning.adapters` by id (lora-r8a16), each with its target modules filled in (`lrs` stays optional: a
+    method's own lrs where it is absent)."""
+    return {adapter_id(entry["rank"], entry["alpha"]): {"target_modules": list(DECODER_LINEARS), **entry}
+            for entry in config["unlearning"]["adapters"]}
+
+
+def unlearned_names(config: dict) -> list[str]:
+    """The grid's unlearned models, as each target's are named: every method × lr × stack × seed with full
+    weights, then every method × adapter × lr × seed in each of `adapter_servings` (the adapters themselves are
+    the inputs of their servings, not models of the study)."""
+    unlearning, seeds = config["unlearning"], config["unlearning"]["seeds"]
+    names = [unlearned_name(name, lr, stack, seed) for name in unlearning["methods"] for lr in method_lrs(config, name)
+             for stack in method_precisions(config, name) for seed in seeds]
+    for name in unlearning["methods"]:
+        for adapter, spec in adapters_by_id(config).items():
+            names += [unlearned_name(name, lr, f"{adapter}+{serving}", seed)
+                      for lr in spec.get("lrs", method_lrs(config, name)) for seed in seeds
+                      for serving in unlearning["adapter_servings"]]
+    return names
+
+
+def check_adapters(config: dict) -> None:
+    """Adapters: one entry per id, unlearned in one process, and not under the other attacks (an unmerged adapter
+    has no checkpoint to fine-tune or prune)."""
+    seen = {}
+    for index, entry in enumerate(config["unlearning"]["adapters"]):
+        key = adapter_id(entry["rank"], entry["alpha"])
+        if key in seen:
+            raise QunlearnError(f"unlearning.adapters[{index}]: the same rank and alpha as unlearning.adapters[{seen[key]}] ({key})",
+                                "merge the two entries (one adapter per rank and alpha; list its lrs in one entry)")
+        seen[key] = index
+    if not seen:
+        return
+    if config["unlearning"]["shards"] > 1:
+        raise QunlearnError("unlearning.adapters: adapters are unlearned in one process, not sharded",
+                            "set unlearning.shards: 1 (an adapter's optimizer state is a small fraction of the model's)")
+    if config["attacks"]:
+        raise QunlearnError("unlearning.adapters and attacks: the attacks need a checkpoint, which a served adapter has not",
+                            "run the attacks and the adapters in two configs (two --configfile runs in the same folder)")
+
+
+def method_stacks(config: dict) -> list[str]:
+    """Every precision stack the grid unlearns full weights in."""
+    unlearning = config["unlearning"]
+    return list(dict.fromkeys(stack for name in unlearning["methods"] for stack in method_precisions(config, name)))
 
 
 def attack_spec(entry: dict) -> dict:
@@ -124,7 +173,8 @@ def check_config(config: dict) -> None:
         for key in REAL_MODEL_KEYS:
             if not Path(spec[key]).exists():
                 raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")
-    check_shards(config)
+    check_adapters(config)
+    check_shards(config, method_stacks(config))
     if config["attacks"]:  # a forget set too small to split refuses the attacks
         for name, spec in config["corpora"].items():
             check_halves(start_up_split(spec, config["seed"]), name, spec)

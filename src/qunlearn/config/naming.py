@@ -14,6 +14,14 @@ import numpy as np
 
 BASE_ROLES = ("target", "retrain")
 TARGET_FOLDER = re.compile(r"^t(\d+)$")
+# How an adapter unlearned by the grid is served (docs/adapters.md), each its own model: merged into the target
+# loaded in bf16 or fp32 (a checkpoint, quantized like any model), or unmerged on top of the target in each format,
+# the adapter at full precision or itself rounded to 4 bits.
+MERGED_DTYPES = {"merged-bf16": "bf16", "merged-fp32": "fp32"}
+ADAPTER_SERVINGS = (*MERGED_DTYPES, "served", "served-q4")
+# Every linear layer of a Llama decoder block: the adapters' default target modules (QLoRA's choice, and
+# open-unlearning's LoRA config's).
+DECODER_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def format_lr(lr: float) -> str:
@@ -33,6 +41,23 @@ class UnlearnedName:
     def __str__(self) -> str:
         return f"{self.method}_lr{self.lr}_{self.stack}_s{self.seed}"
 
+    # An adapter's names put it where a full-weight model's stack is: `lora-r8a16` for the unlearned adapter itself
+    # (a folder with the adapter only, never evaluated as such) and `lora-r8a16+merged-bf16` for each of its servings.
+    @property
+    def adapter(self) -> str | None:
+        """The adapter's id (lora-r8a16), None for a full-weight model."""
+        return self.stack.split("+")[0] if self.stack.startswith("lora-") else None
+
+    @property
+    def serving(self) -> str | None:
+        """How an adapter is served (ADAPTER_SERVINGS), None for the adapter itself and for full-weight models."""
+        return self.stack.partition("+")[2] or None
+
+    @property
+    def trained(self) -> str:
+        """The name of the model unlearning wrote: this one, or the adapter a serving serves."""
+        return str(UnlearnedName(self.method, self.lr, self.adapter, self.seed)) if self.serving else str(self)
+
     @classmethod
     def parse(cls, name: str) -> "UnlearnedName":
         """'npo_gdr_sure_lr1e-4_bf16_s0' -> UnlearnedName('npo_gdr_sure', '1e-4', 'bf16', 0)."""
@@ -44,6 +69,15 @@ class UnlearnedName:
 # The shape of UnlearnedName's names: the unlearn rule's wildcard constraint, and what audit labels may not end in.
 GRID_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_[^_/]+_s[0-9]+"
 GRID_NAME = re.compile(GRID_NAME_PATTERN + "$")
+# What the unlearn rule writes (a full-weight model or an adapter, never a serving), and the merge rule.
+TRAINED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_[^_/+]+_s[0-9]+"
+MERGED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_lora-[^_/+]+\+(?:" + "|".join(MERGED_DTYPES) + r")_s[0-9]+"
+SERVED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_lora-[^_/+]+\+served(?:-q4)?_s[0-9]+"
+
+
+def adapter_id(rank: int, alpha: float) -> str:
+    """lora-r8a16: the adapter's rank and alpha (alpha / rank scales its delta)."""
+    return f"lora-r{rank}a{float(alpha):g}"
 
 
 def unlearned_name(method: str, lr: float, precision: str, seed: int) -> str:

@@ -5,8 +5,8 @@ provenance hash of one metrics file. Torch-free: the Snakefile computes these fo
 from dataclasses import dataclass
 
 from qunlearn.audit import AuditedModel
-from qunlearn.config.checks import attack_settings, group_size, settings_hash
-from qunlearn.config.naming import ModelId, UnlearnedName
+from qunlearn.config.checks import adapters_by_id, attack_settings, group_size, settings_hash
+from qunlearn.config.naming import MERGED_DTYPES, ModelId, UnlearnedName
 from qunlearn.registry import FORMATS as FORMAT_SPECS
 from qunlearn.registry import backend, method
 
@@ -14,6 +14,12 @@ UNLEARN_KEYS = ("epochs", "batch_size", "max_len", "alpha", "beta", "loss_varian
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "warmup_steps")
 ARCHITECTURE_KEYS = ("hidden", "layers", "heads", "intermediate", "max_position")
 FULL_PRECISION = {"quantizer": "none", "bits": 32}
+# An adapter is unlearned as the common setup has it: its weights and AdamW in fp32 (the fp32 stack over the
+# trainable weights), the frozen target loaded in bf16 (docs/adapters.md).
+ADAPTER_STACK, ADAPTER_BASE_DTYPE = "fp32", "bf16"
+# served-q4: the adapter rounded to 4 bits on an asymmetric group-wise grid (RTN-4's default), groups of
+# quantization.group_size
+SERVED_ADAPTER_BITS, SERVED_ADAPTER_SYMMETRIC = 4, False
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,30 @@ class Provenance:
         return self.audited[model.corpus].get(model.name) if model.role == "audited" else None
 
     def unlearn_settings(self, unlearned: str) -> dict:
-        name = UnlearnedName.parse(unlearned)
+        """The unlearning job's settings; a serving's are its adapter's (one unlearning job serves them all)."""
+        name = UnlearnedName.parse(UnlearnedName.parse(unlearned).trained)
         unlearning = self.config["unlearning"]
-        return {"method": name.method, "lr": float(name.lr), "precision": name.stack, "seed": name.seed,
-                **{key: unlearning[key] for key in UNLEARN_KEYS}}
+        settings = {"method": name.method, "lr": float(name.lr), "precision": name.stack, "seed": name.seed,
+                    **{key: unlearning[key] for key in UNLEARN_KEYS}}
+        if name.adapter:  # only adapters' settings gain keys: the full-weight models' stay cached
+            spec = adapters_by_id(self.config)[name.adapter]
+            settings.update(precision=ADAPTER_STACK, adapter={
+                "rank": spec["rank"], "alpha": spec["alpha"], "target_modules": spec["target_modules"],
+                "base_dtype": ADAPTER_BASE_DTYPE})
+        return settings
+
+    def serving_settings(self, unlearned: str) -> dict | None:
+        """How an adapter is served (None: not a serving): the dtype it is merged in, or, served unmerged, how the
+        adapter itself is rounded (None: kept at full precision)."""
+        serving = UnlearnedName.parse(unlearned).serving
+        if serving is None:
+            return None
+        if serving in MERGED_DTYPES:
+            return {"serving": serving, "dtype": MERGED_DTYPES[serving]}
+        quantization = self.config["quantization"]
+        rounded = {"bits": SERVED_ADAPTER_BITS, "group_size": quantization["group_size"],
+                   "symmetric": SERVED_ADAPTER_SYMMETRIC} if serving == "served-q4" else None
+        return {"serving": serving, "adapter_quantization": rounded}
 
     def sure_settings(self, unlearned: str) -> dict | None:
         """SURE's gamma and mask for a _sure method, None otherwise."""
@@ -84,6 +110,8 @@ class Provenance:
             "evaluation": config["evaluation"],
             # only attacked rows: the other rows' hashes stay as they were before attacks existed
             **({"attack": self.attack_settings(format_id)} if format_id in self.attacks else {}),
+            # only adapters' servings, likewise
+            **({"serving": self.serving_settings(model.name)} if grid and model.unlearned.serving else {}),
         }
 
     def summary_row(self, model: ModelId, format_id: str) -> dict:

@@ -1,15 +1,20 @@
 """Evaluate one model at one precision with MUSE's four metrics: batched greedy generation and log-probs."""
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import Cache
 from transformers.cache_utils import StaticLayer
 
-from qunlearn.data.muse import MuseCorpus
+from qunlearn.data.muse import MuseCorpus, load_corpus
 from qunlearn.errors import QunlearnError
 from qunlearn.evaluate.metrics import (KNOWMEM_STOPS, cut_answer, icl_prefix, knowmem_prompt, mink_auc, mink_table,
                                        rouge_l_scores)
+from qunlearn.io import write_json
+from qunlearn.models.checkpoints import load_tokenizer
+from qunlearn.workflow import package_versions
 
 VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32
@@ -238,3 +243,11 @@ def check_prompts_fit(tokenizer, corpus: MuseCorpus, trained_len: int, corpus_na
             f"{trained_len} positions the models train on (model.train_len)",
             f"set model.train_len to at least {max(too_long.values())}, or shorten the corpus' documents",
         )
+
+
+def evaluate_into(out: str, model, tokenizer_dir: str, corpus_dir: str, batch_size: int | str, mink_k: float) -> None:
+    """What an evaluation job writes: the metrics, with the corpus' layout and split names (a hub snapshot's
+    revision shows in them) and the versions of the packages that can change a result."""
+    corpus = load_corpus(corpus_dir)
+    result = evaluate(model, load_tokenizer(tokenizer_dir), corpus, batch_size_for(batch_size, model.device), mink_k)
+    write_json(out, {**result, "corpus_layout": asdict(corpus.layout), "packages": package_versions()})

@@ -16,13 +16,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from qunlearn.config.naming import DECODER_LINEARS
 from qunlearn.errors import QunlearnError
 from qunlearn.io import atomic_dir
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-# Every linear layer of a Llama decoder block: QLoRA's choice, and open-unlearning's LoRA config's.
-DECODER_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Llama-2-7B's decoder linears (in, out features) and its decoder layers: an adapter's size at 7B.
+LLAMA_7B_LINEARS = {"q_proj": (4096, 4096), "k_proj": (4096, 4096), "v_proj": (4096, 4096), "o_proj": (4096, 4096),
+                    "gate_proj": (4096, 11008), "up_proj": (4096, 11008), "down_proj": (11008, 4096)}
+LLAMA_7B_LAYERS = 32
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,16 @@ class AdapterSettings:
     rank: int
     alpha: float
     target_modules: tuple[str, ...] = DECODER_LINEARS
+
+    @classmethod
+    def of(cls, settings: dict) -> "AdapterSettings":
+        """From the unlearn rule's params (provenance.unlearn_settings' `adapter`)."""
+        return cls(settings["rank"], settings["alpha"], tuple(settings["target_modules"]))
+
+
+def lora_parameters_7b(settings: AdapterSettings) -> int:
+    """The adapter's trainable parameters on Llama-2-7B: A (rank × in) and B (out × rank) per adapted linear."""
+    return LLAMA_7B_LAYERS * sum(settings.rank * sum(LLAMA_7B_LINEARS[name]) for name in settings.target_modules)
 
 
 def attach(model: torch.nn.Module, settings: AdapterSettings) -> torch.nn.Module:
@@ -40,6 +53,23 @@ def attach(model: torch.nn.Module, settings: AdapterSettings) -> torch.nn.Module
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=list(settings.target_modules),
                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config, autocast_adapter_dtype=True)
+
+
+class AdapterDisabled:
+    """NPO's and KLR's frozen reference for an adapter, without a copy of the model: the same model with its adapter
+    switched off (peft's disable_adapter), which is the target the adapter started from, exactly (a fresh adapter
+    adds zero)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def __call__(self, **inputs):
+        with self.model.disable_adapter():
+            return self.model(**inputs)
 
 
 def save_adapter(model: torch.nn.Module, out_dir: str | Path) -> None:
@@ -80,6 +110,25 @@ def merged(base: torch.nn.Module, adapter_dir: str | Path) -> torch.nn.Module:
     return load_adapter(base, adapter_dir).merge_and_unload()
 
 
+@torch.no_grad()
+def merged_with_survival(base: torch.nn.Module, adapter_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """`merged`, and how much of the adapter's delta D the merge kept: ⟨M − W, D⟩ / ‖D‖² over every adapted weight
+    (`surviving_share`: 1 where the merged weights M moved from the base's W by D, 0 where rounding to the base's
+    dtype erased it), the mechanism's surviving update with the merge as the quantizer."""
+    from peft.tuners.lora import LoraLayer
+
+    model = load_adapter(base, adapter_dir)
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    before = [layer.get_base_layer().weight.detach().clone() for layer in layers]
+    deltas = [layer.get_delta_weight(layer.active_adapters[0]).double() for layer in layers]
+    plain = model.merge_and_unload()  # the same modules' weights, now M
+    after = [layer.get_base_layer().weight for layer in layers]
+    dot = sum(((m.double() - w.double()) * d).sum().item() for m, w, d in zip(after, before, deltas, strict=True))
+    norm_sq = sum(d.square().sum().item() for d in deltas)
+    return plain, {"surviving_share": dot / norm_sq if norm_sq else float("nan"), "delta_norm": norm_sq ** 0.5,
+                   "weights": sum(w.numel() for w in before)}
+
+
 def lora_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The adapter's A and B matrices by parameter name."""
     return {name: param for name, param in model.named_parameters() if ".lora_A." in name or ".lora_B." in name}
@@ -103,11 +152,10 @@ def quantize_adapter(model: torch.nn.Module, bits: int, group_size: int, symmetr
         param.copy_(fake_quantize(param.float(), scale, zero_point, args).to(param.dtype))
 
 
-def served(base_in_format: torch.nn.Module, adapter_dir: str | Path, adapter_bits: int | None = None,
-           group_size: int = 64, symmetric: bool = False) -> torch.nn.Module:
+def served(base_in_format: torch.nn.Module, adapter_dir: str | Path, rounded: dict | None = None) -> torch.nn.Module:
     """The adapter applied unmerged on top of a base already in a format (`checkpoints.load_in_format`), at full
-    precision or rounded to `adapter_bits`."""
+    precision, or rounded as `rounded` says (quantize_adapter's bits, group_size and symmetric)."""
     model = load_adapter(base_in_format, adapter_dir)
-    if adapter_bits is not None:
-        quantize_adapter(model, adapter_bits, group_size, symmetric)
+    if rounded is not None:
+        quantize_adapter(model, **rounded)
     return model

@@ -20,6 +20,7 @@ from qunlearn.errors import QunlearnError
 from qunlearn.evaluate.evaluator import epoch_metrics
 from qunlearn.io import write_json
 from qunlearn.models.checkpoints import load_model, load_tokenizer, save_model
+from qunlearn.unlearn.adapters import AdapterSettings, attach, save_adapter
 from qunlearn.unlearn.launch import UnlearnJob
 from qunlearn.unlearn.loop import UnlearnSettings, forgets_like_retrain, unlearn
 from qunlearn.unlearn.stacks import precision_stack
@@ -31,8 +32,9 @@ class LocalModels:
 
     main, shards = True, 1
 
-    def __init__(self, precision: str):
-        self.dtype = precision_stack(precision).weight_dtype
+    def __init__(self, precision: str, adapter: dict | None = None):
+        """The model in its stack's weight dtype; under an adapter, the frozen base in the adapter's base dtype."""
+        self.dtype = adapter["base_dtype"] if adapter else precision_stack(precision).weight_dtype
 
     def load(self, path: str) -> torch.nn.Module:
         return load_model(path, self.dtype)
@@ -58,11 +60,16 @@ def run(job: UnlearnJob, models) -> None:
         stop = forgets_like_retrain(threshold["knowmem_f"])
         del retrain
     model = models.load(job.target)
+    if settings.adapter:
+        model = attach(model, AdapterSettings.of(settings.adapter))
     measure = partial(epoch_metrics, tokenizer=tokenizer, corpus=corpus, metrics=job.epoch_metrics,
                       batch_size=job.eval_batch_size) if job.epoch_metrics else None
     record = unlearn(model, tokenizer, corpus.raw["forget"], corpus.raw["retain1"], settings, measure, stop,
                      models.plan(job.target, settings.method), job.epoch_metrics_every)
-    models.save(model, job.model_out)
+    if settings.adapter:  # the adapter alone, in peft's safetensors format
+        save_adapter(model, job.model_out)
+    else:
+        models.save(model, job.model_out)
     if models.main:
         write_json(job.record_out, {"settings": {**vars(settings), "sure": job.sure}, "shards": models.shards, **record,
                                     **{f"retrain_{k}": v for k, v in threshold.items()}})
@@ -78,7 +85,7 @@ def main(job_file: str) -> None:
                         format=f"%(asctime)s rank {rank} %(name)s %(levelname)s %(message)s", force=True)
     logging.captureWarnings(True)
     torch.set_num_threads(job.threads)
-    models = ShardedModels(job.settings["precision"])
+    models = ShardedModels(job.settings["precision"])  # never an adapter (config.checks)
     try:
         run(job, models)
     except QunlearnError as error:

@@ -39,15 +39,14 @@ def check_layers(shards: int, layers: int, where: str) -> None:
                             f"set unlearning.shards to at most {layers}")
 
 
-def check_shards(config: dict) -> None:
-    """Config-time checks of `unlearning.shards` (no torch): every precision has an FSDP2 mapping, the embedded
-    model has at least as many decoder layers, and a job asking for GPUs asks for one per shard."""
-    unlearning = config["unlearning"]
-    shards = unlearning.get("shards", 1)
+def check_shards(config: dict, stacks: list[str]) -> None:
+    """Config-time checks of `unlearning.shards` (no torch): every precision stack the grid unlearns in has an
+    FSDP2 mapping, the embedded model has at least as many decoder layers, and a job asking for GPUs asks for one
+    per shard."""
+    shards = config["unlearning"].get("shards", 1)
     if shards == 1:
         return
-    own_stacks = unlearning.get("method_precisions", {}).values()  # a method's own stacks (unlearning.method_precisions)
-    for precision in dict.fromkeys([*unlearning["precisions"], *(stack for stacks in own_stacks for stack in stacks)]):
+    for precision in stacks:
         sharded_precision(precision, shards)
     if any("embedded" in spec for spec in config["corpora"].values()):
         check_layers(shards, config["model"]["layers"], "the embedded model (model.layers)")

@@ -8,6 +8,7 @@ import itertools
 import logging
 import math
 import random
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -18,6 +19,7 @@ from qunlearn.data.batches import Batch, batches, encode_documents, pack
 from qunlearn.models.training import seed_everything
 from qunlearn.registry import LossFn
 from qunlearn.registry import method as method_spec
+from qunlearn.unlearn.adapters import AdapterDisabled
 from qunlearn.unlearn.losses import LossContext
 from qunlearn.unlearn.stacks import precision_stack
 from qunlearn.unlearn.sure import SureSettings, mask_gradients, module_grad_norms, module_of, salient_modules
@@ -40,7 +42,11 @@ class WholeBatches:
 
     caches_reference = True  # one process holds the whole reference (RankShares: no cache, see there)
 
-    def frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+    def frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module | AdapterDisabled:
+        """The target as it was: a copy, or under an adapter the model with its adapter off (no second copy)."""
+        peft = sys.modules.get("peft")  # only an imported peft makes PeftModels; importing it here costs start-up
+        if peft and isinstance(model, peft.PeftModel):
+            return AdapterDisabled(model)
         return copy.deepcopy(model).eval().requires_grad_(False)
 
     def forward_context(self, precision: str, device: torch.device):
@@ -75,6 +81,9 @@ class UnlearnSettings:
     seed: int
     loss_variant: str = "standard"
     sure: SureSettings | None = None  # required for a `_sure` method
+    # unlearning through a LoRA adapter on the frozen target (provenance.unlearn_settings; the loop trains whatever
+    # requires a gradient, so only the adapter's weights move): None for full weights
+    adapter: dict | None = None
 
 
 def forgets_like_retrain(retrain_knowmem_f: float) -> Callable[[dict], bool]:
