@@ -48,7 +48,7 @@ def test_an_adapter_is_unlearned_once_and_served_four_ways(ci_run, tmp_path):
     done = subprocess.run([*snakemake_with(config), "--cores", "2", "--directory", str(workdir), *targets],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-5000:]
-    assert "rule unlearn:" in done.stdout and done.stdout.count("rule unlearn:") == 1  # one job serves every way
+    assert done.stderr.count("rule unlearn:") == 1  # one job serves every way
 
     adapter = unlearned / f"{name}_s0"
     assert {p.name for p in adapter.iterdir()} >= {"adapter_model.safetensors", "adapter_config.json"}
