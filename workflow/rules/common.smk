@@ -114,10 +114,7 @@ EVALUATIONS += [(model, attack) for model in MODELS for attack in ATTACK_SPECS]
 
 def served(model):
     """An adapter served unmerged (adapters.smk): evaluated on the target in each format, with no checkpoint."""
-    return model.role == "unlearned" and model.unlearned.serving in (
-        "served",
-        "served-q4",
-    )
+    return model.role == "unlearned" and model.unlearned.unmerged
 
 
 # The mechanism: every unlearned model with weights of its own under every format.

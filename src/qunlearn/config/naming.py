@@ -18,7 +18,8 @@ TARGET_FOLDER = re.compile(r"^t(\d+)$")
 # loaded in bf16 or fp32 (a checkpoint, quantized like any model), or unmerged on top of the target in each format,
 # the adapter at full precision or itself rounded to 4 bits.
 MERGED_DTYPES = {"merged-bf16": "bf16", "merged-fp32": "fp32"}
-ADAPTER_SERVINGS = (*MERGED_DTYPES, "served", "served-q4")
+UNMERGED_SERVINGS = ("served", "served-q4")
+ADAPTER_SERVINGS = (*MERGED_DTYPES, *UNMERGED_SERVINGS)
 # Every linear layer of a Llama decoder block: the adapters' default target modules (QLoRA's choice, and
 # open-unlearning's LoRA config's).
 DECODER_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -54,6 +55,11 @@ class UnlearnedName:
         return self.stack.partition("+")[2] or None
 
     @property
+    def unmerged(self) -> bool:
+        """An adapter served on the target in each format: no checkpoint of its own."""
+        return self.serving in UNMERGED_SERVINGS
+
+    @property
     def trained(self) -> str:
         """The name of the model unlearning wrote: this one, or the adapter a serving serves."""
         return str(UnlearnedName(self.method, self.lr, self.adapter, self.seed)) if self.serving else str(self)
@@ -72,7 +78,7 @@ GRID_NAME = re.compile(GRID_NAME_PATTERN + "$")
 # What the unlearn rule writes (a full-weight model or an adapter, never a serving), and the merge rule.
 TRAINED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_[^_/+]+_s[0-9]+"
 MERGED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_lora-[^_/+]+\+(?:" + "|".join(MERGED_DTYPES) + r")_s[0-9]+"
-SERVED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_lora-[^_/+]+\+served(?:-q4)?_s[0-9]+"
+SERVED_NAME_PATTERN = r"[a-z_]+_lr[^_/]+_lora-[^_/+]+\+(?:" + "|".join(UNMERGED_SERVINGS) + r")_s[0-9]+"
 
 
 def adapter_id(rank: int, alpha: float) -> str:
