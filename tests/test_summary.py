@@ -170,6 +170,19 @@ def test_the_contrast_is_a_stacks_recovery_minus_the_baselines_paired_by_target_
     assert result.loc[("news", "fp32", "mixed"), "verdict"] == "same"
 
 
+def test_each_way_of_serving_an_adapter_is_a_stack_of_its_own_compared_with_fp32(tmp_path):
+    """An adapter's servings (config.naming: the stack slot of their names) get their own headline rows and their
+    own contrast against full-weight fp32, as the precision stacks do."""
+    merged, served = "lora-r8a16+merged-bf16", "lora-r8a16+served"
+    study = _study(tmp_path, targets=(0, 1), stacks=("fp32", merged, served),
+                   at_rtn_by_stack={merged: lambda unlearned, target: target})
+    table, samples = study.summarize()
+    rtn = headline(table, samples).query("quantizer == 'rtn' and corpus == 'news'").set_index("stack")
+    assert rtn["verdict"].to_dict() == {"fp32": "kept", merged: "recovered", served: "kept"}
+    against_fp32 = contrast(table, samples).query("quantizer == 'rtn' and corpus == 'news' and baseline == 'fp32'")
+    assert against_fp32.set_index("stack")["verdict"].to_dict() == {merged: "higher", served: "same"}
+
+
 def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path):
     study = _study(tmp_path, stacks=("bf16", "fp32"))
     records = []
