@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parents[1]
 FORMER_SECTIONS = [
     "What the default run computes", "Results of the default run",
     "Earlier, on another machine: one seed, both corpora (commit 40dd241)", "The mechanism, measured",
-    "The formats models are served in", "Methods with and without SURE (previous benchmark: targets trained from scratch)",
+    "The formats models are served in", "Methods, with and without SURE (the paper-claims preset)",
     "Calibration: what was tried, and what each gave", "Audit mode: bring your own unlearned models", "Configuration",
     "Scaling out: Slurm, GPUs and real MUSE", "Conda environments", "Reproducibility", "Design", "Benchmarks",
     "Troubleshooting",
