@@ -154,6 +154,21 @@ def test_every_figure_is_drawn(tmp_path):
         assert path.read_bytes()[:4] == b"\x89PNG", name
 
 
+def test_the_paper_comparison_draws_one_method_beside_many_stacks(tmp_path):
+    """The adapters preset's shape: one method the paper has, in six stacks (two full-weight, four servings of an
+    adapter), whose long legend once left the figure no room (seaborn: left cannot be >= right)."""
+    from qunlearn.report.figures import paper_comparison as draw_paper_comparison
+
+    summary = _as_paper_formats(_summary())
+    npo_gdr = summary[summary["method"] == "npo_gdr"]  # _as_paper_formats relabels GA_KLR as NPO_GDR
+    stacks = ["bf16", "fp32", *(f"lora-r8a16+{serving}" for serving in ("merged-bf16", "merged-fp32", "served", "served-q4"))]
+    many = pd.concat([summary[summary["method"] == ""],
+                      *(npo_gdr.assign(stack=stack, model=f"npo_gdr_lr1e-4_{stack}_s0") for stack in stacks)])
+    assert len(paper_comparison(many, read_paper(PAPER))["source"].unique()) == 1 + len(stacks)
+    draw_paper_comparison(many, read_paper(PAPER), tmp_path / "paper.png")
+    assert (tmp_path / "paper.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_figure_with_nothing_to_draw_says_so(tmp_path):
     """An audit-only run has no grid method the paper's table has, and a run without attacks no attack: each figure
     still exists (the rule's output), as a note."""

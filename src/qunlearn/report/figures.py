@@ -239,8 +239,12 @@ def paper_comparison(summary: pd.DataFrame, paper: pd.DataFrame, path: str | Pat
         return
     tidy = comparison.assign(precision=comparison["precision"].map(precision_label)).melt(
         id_vars=["source", "method", "precision"], value_vars=PAPER_METRICS, var_name="metric")
-    grid = _seaborn().catplot(tidy, x="precision", y="value", hue="source", col="method", row="metric", kind="bar",
-                              height=2.6, aspect=1.2, sharey="row")
+    seaborn = _seaborn()
+    # The legend beside the grid, not in a margin of it: with many sources (stacks, adapters' servings) and one
+    # method, seaborn's outside legend needs more width than the figure has and fails.
+    grid = seaborn.catplot(tidy, x="precision", y="value", hue="source", col="method", row="metric", kind="bar",
+                           height=2.6, aspect=1.2, sharey="row", legend_out=False)
+    seaborn.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     grid.set_titles(template="{col_name}: {row_name}")
     grid.set_axis_labels("", "")
     grid.tick_params(axis="x", rotation=30)
