@@ -187,14 +187,14 @@ def model_dir(wildcards):
 
 def record_of(model):
     """A grid model's unlearning record; a served adapter's is its adapter's (a merged one writes its own)."""
-    trained = ModelId(model.corpus, model.target_seed, model.unlearned.trained)
-    return f"results/unlearned/{(trained if served(model) else model).folder}.json"
+    return (
+        f"results/unlearned/{(model.trained if served(model) else model).folder}.json"
+    )
 
 
 def adapter_dir(wildcards):
     """The adapter a serving serves, as its unlearn job wrote it."""
-    model = model_of(wildcards)
-    return model_path(ModelId(model.corpus, model.target_seed, model.unlearned.trained))
+    return model_path(model_of(wildcards).trained)
 
 
 def adapter_record(wildcards):
@@ -206,7 +206,10 @@ def served_target(wildcards):
     formats, its own checkpoint otherwise (full precision, or a format applied on load).
     """
     if wildcards.format in SAVED_FORMATS:
-        return f"results/quantized/{wildcards.corpus}/{wildcards.pair}/target/{wildcards.format}"
+        target = ModelId(
+            wildcards.corpus, parse_target_folder(wildcards.pair), "target"
+        )
+        return quantized_path(target, wildcards.format)
     return target_dir(wildcards)
 
 
@@ -220,8 +223,12 @@ def unlearning_lr(model):
     return audited.lr if audited else float(model.unlearned.lr)
 
 
+def quantized_path(model, format_id):
+    return f"results/quantized/{model.folder}/{format_id}"
+
+
 def quantized_dir(wildcards):
-    return f"results/quantized/{model_of(wildcards).folder}/{wildcards.format}"
+    return quantized_path(model_of(wildcards), wildcards.format)
 
 
 def checkpoint_rule_input(wildcards):

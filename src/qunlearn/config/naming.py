@@ -122,6 +122,11 @@ class ModelId:
         return UnlearnedName.parse(self.name) if self.role == "unlearned" else None
 
     @property
+    def trained(self) -> "ModelId":
+        """The model its unlearning job wrote: itself, or for an adapter's serving the adapter."""
+        return ModelId(self.corpus, self.target_seed, self.unlearned.trained)
+
+    @property
     def folder(self) -> str:
         """Its place under each results kind: {corpus}/t{seed}/{name}."""
         return f"{self.corpus}/{target_folder(self.target_seed)}/{self.name}"
