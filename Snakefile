@@ -57,6 +57,8 @@ rule all:
         "results/claims.csv",
         "results/tables/claims.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
+        # the width ladder's answer, where the config has one
+        ["results/widths.csv", "results/tables/widths.tex"] if LADDER["rungs"] else [],
 
 
 onsuccess:

@@ -233,3 +233,28 @@ def test_real_corpus_needs_existing_paths(tmp_path):
 def test_schema_errors_name_the_key_and_what_to_write(changes, message):
     with pytest.raises(QunlearnError, match=message):
         _validated(_config(**changes))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model.widths": [{"hidden": 256}]}, r"(?s)model.widths\[0\].hidden: 256 is model.hidden.*remove the rung"),
+    ({"model.widths": [{"hidden": 512}, {"hidden": 512}]}, r"(?s)model.widths\[1\].hidden: 512 is listed twice"),
+    ({"model.widths": [{"hidden": 96}]}, r"(?s)96 is not a whole number of heads of 64.*multiple of 64"),
+    ({"model.widths": [{"hidden": 320}], "quantization.group_size": 128},
+     r"(?s)quantization.group_size: 128 does not divide model.widths\[0\]'s hidden 320"),
+    ({"model.widths": [{"hidden": 512}], "attacks": [{"kind": "prune"}]}, r"(?s)attacks and model.widths.*two configs"),
+    ({"model.widths": [{"hidden": 512, "finetune": {"batch_size": 2}}]}, r"model.widths"),
+])
+def test_width_rungs_that_cannot_run_are_refused(changes, message):
+    with pytest.raises(QunlearnError, match=message) as error:
+        _validated(_config(**changes))
+    assert "fix" in str(error.value)
+
+
+def test_a_target_folder_names_its_seed_and_width():
+    from qunlearn.config.naming import parse_pair, target_folder
+
+    assert [target_folder(1), target_folder(1, 512)] == ["t1", "t1-w512"]
+    assert [parse_pair("t1"), parse_pair("t1-w512")] == [(1, None), (1, 512)]
+    with pytest.raises(ValueError, match="t0-w512 for a width rung"):
+        parse_pair("t1-512")
+    assert ModelId("toy-news", 1, "target", 512).folder == "toy-news/t1-w512/target"

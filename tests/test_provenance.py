@@ -83,7 +83,7 @@ def test_sure_and_training_settings():
     assert (unlearn["method"], unlearn["lr"], unlearn["precision"], unlearn["seed"]) == ("ga_klr", 1e-4, "mixed", 2)
     assert provenance.training_settings("finetune") == {"epochs": 3, "batch_size": 4, "lr": 0.003, "warmup_steps": 2,
                                                          "train_len": 384}
-    assert provenance.architecture == {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128,
+    assert provenance.architecture() == {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128,
                                        "max_position": 512}
 
 
@@ -117,3 +117,25 @@ def test_an_adapter_is_unlearned_in_fp32_on_a_bf16_target_and_each_serving_has_i
     assert len(hashes) == 4
     row = provenance.summary_row(ModelId("toy-news", 0, servings["served-q4"]), "bnb-fp4-w4")
     assert (row["method"], row["lr"], row["stack"]) == ("npo_gdr_sure", "1e-3", "lora-r4a8+served-q4")
+
+
+def test_a_width_rung_is_its_own_model_and_changes_no_other_width_s_hash():
+    def ladder(config):
+        config["model"]["widths"] = [{"hidden": 128, "finetune": {"epochs": 5, "lr": 1e-3}}]
+
+    plain, with_rung = _provenance(), _provenance(ladder)
+    for model in (TARGET, RETRAIN, UNLEARNED):
+        assert _hash(with_rung, model, "rtn-w4g32") == _hash(plain, model, "rtn-w4g32")
+        assert with_rung.summary_row(model, "full")["width"] == 64
+    rung = ModelId("toy-news", 0, UNLEARNED.name, width=128)
+    assert rung.folder == "toy-news/t0-w128/npo_gdr_sure_lr1e-4_bf16_s0"
+    assert with_rung.summary_row(rung, "full")["width"] == 128
+    assert _hash(with_rung, rung) != _hash(with_rung, UNLEARNED)
+    # heads and intermediate scale with hidden (head size 32, intermediate twice hidden); the recipe is the rung's
+    assert with_rung.architecture(128) == {"hidden": 128, "layers": 2, "heads": 4, "intermediate": 256,
+                                           "max_position": 512}
+    assert with_rung.training_settings("finetune", 128) == {"epochs": 5, "batch_size": 4, "lr": 1e-3,
+                                                            "warmup_steps": 2, "train_len": 384}
+    assert with_rung.training_settings("pretrain", 128) == with_rung.training_settings("pretrain")
+    retuned = _provenance(lambda c: (ladder(c), c["model"]["widths"][0]["finetune"].update(lr=5e-4)))
+    assert _hash(retuned, rung) != _hash(with_rung, rung) and _hash(retuned, TARGET) == _hash(plain, TARGET)

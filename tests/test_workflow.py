@@ -174,6 +174,16 @@ def test_changed_fine_tuning_reruns_no_pretraining(ci_run, tmp_path):
     assert counts["pretrain"] == 1 and counts["finetune"] == 2
 
 
+@pytest.mark.e2e
+def test_an_added_width_plans_only_its_own_jobs(ci_run, tmp_path):
+    """A width rung (model.widths): its own base, target and retrain pair and every grid model of it, quantized,
+    measured and evaluated, and the ladder's answer; nothing of the run's own width runs again."""
+    counts = _dry_run_after(ci_run, tmp_path, lambda c: c["model"].update(widths=[{"hidden": 128}]))
+    models = 2 + len(UNLEARNED)
+    assert counts == {"pretrain": 1, "finetune": 2, "unlearn": len(UNLEARNED), "quantize": models * SAVED_FORMATS,
+                      "mechanism": len(UNLEARNED), "evaluate": models * ALL_PRECISIONS, "widths": 1, **AGGREGATE}
+
+
 def test_one_base_model_serves_every_embedded_corpus(tmp_path):
     """The both-corpora preset: one pretraining corpus, tokenizer and base; a target and a retrain model
     fine-tuned per corpus and target seed (three)."""

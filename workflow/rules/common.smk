@@ -26,10 +26,14 @@ from qunlearn.config.naming import (
     MERGED_NAME_PATTERN,
     SERVED_NAME_PATTERN,
     TRAINED_NAME_PATTERN,
+    TARGET_FOLDER_PATTERN,
     ModelId,
-    parse_target_folder,
+    base_folder,
+    parse_pair,
     target_folder,
 )
+from qunlearn.config.widths import ladder_parameters, model_at, rungs
+from qunlearn.models.files import hidden_size
 
 with stop_on_error():
     check_config(config)
@@ -48,10 +52,22 @@ def target_seeds(corpus):
     return config["model"]["seeds"] if "embedded" in config["corpora"][corpus] else [0]
 
 
-def base_model_dir(corpus, target_seed, role):
+def pairs(corpus):
+    """(target seed, width) of every target and retrain pair: the run's own width's (width None), then each width
+    rung's (model.widths) for an embedded corpus."""
+    if "embedded" not in config["corpora"][corpus]:
+        return [(0, None)]
+    return [
+        (seed, width)
+        for width in [None, *rungs(config["model"])]
+        for seed in model_at(config["model"], width)["seeds"]
+    ]
+
+
+def base_model_dir(corpus, target_seed, role, width=None):
     """The target or retrain model: trained in the DAG for embedded corpora, a local path otherwise."""
     return config["corpora"][corpus].get(
-        role, f"results/models/{corpus}/{target_folder(target_seed)}/{role}"
+        role, f"results/models/{corpus}/{target_folder(target_seed, width)}/{role}"
     )
 
 
@@ -78,17 +94,23 @@ with stop_on_error():
     )
 
 
-def models_of(corpus, seed):
-    """A target's models: itself, its retrain model, the grid's unlearned from it, and the audited ones."""
-    audited = [a.label for a in AUDITED[corpus].values() if a.target_seed == seed]
-    return [ModelId(corpus, seed, name) for name in [*BASE_ROLES, *UNLEARNED, *audited]]
+def models_of(corpus, seed, width):
+    """A target's models: itself, its retrain model, the grid's unlearned from it, and the audited ones (which
+    are unlearned from a target of the run's own width)."""
+    audited = [
+        a.label
+        for a in AUDITED[corpus].values()
+        if a.target_seed == seed and width is None
+    ]
+    names = [*BASE_ROLES, *UNLEARNED, *audited]
+    return [ModelId(corpus, seed, name, width) for name in names]
 
 
 MODELS = [
     m
     for corpus in CORPORA
-    for seed in target_seeds(corpus)
-    for m in models_of(corpus, seed)
+    for seed, width in pairs(corpus)
+    for m in models_of(corpus, seed, width)
 ]
 UNLEARNED_MODELS = [m for m in MODELS if m.role in ("unlearned", "audited")]
 FORMATS = {
@@ -126,6 +148,14 @@ MEASUREMENTS = [
 ]
 
 
+# The width ladder's rungs (model.widths) and the corpora they apply to: the claims, tables and figures read the
+# run's own width, widths.csv the ladder.
+LADDER = dict(
+    rungs=list(rungs(config["model"])),
+    embedded=[c for c in CORPORA if "embedded" in config["corpora"][c]],
+)
+
+
 def one_of(names):
     """A wildcard constraint matching exactly these names (none: nothing)."""
     return "|".join(map(re.escape, names)) if names else "^$"
@@ -137,11 +167,17 @@ LABEL = "[A-Za-z0-9][A-Za-z0-9_.+-]*"  # target, retrain, grid names and audit l
 
 wildcard_constraints:
     corpus=one_of(CORPORA),
-    pair="t[0-9]+",
+    pair=TARGET_FOLDER_PATTERN,
+    base="base(-w[0-9]+)?",
     role="target|retrain",
     model=LABEL,
     unlearned=LABEL,
     format=one_of([*FORMAT_IDS, *ATTACK_SPECS]),
+
+
+def base_width(base):
+    """base -> None (the run's own width), base-w512 -> 512."""
+    return int(base.removeprefix("base-w")) if base != "base" else None
 
 
 def model_of(wildcards, name_key="model"):
@@ -168,14 +204,13 @@ def model_tokenizer_dir(wildcards):
 
 
 def target_dir(wildcards):
-    return base_model_dir(
-        wildcards.corpus, parse_target_folder(wildcards.pair), "target"
-    )
+    seed, width = parse_pair(wildcards.pair)
+    return base_model_dir(wildcards.corpus, seed, "target", width)
 
 
 def model_path(model):
     if model.role in BASE_ROLES:
-        return base_model_dir(model.corpus, model.target_seed, model.name)
+        return base_model_dir(model.corpus, model.target_seed, model.name, model.width)
     if model.role == "audited":
         return audited_of(model).path
     return f"results/unlearned/{model.folder}"
@@ -206,10 +241,7 @@ def served_target(wildcards):
     formats, its own checkpoint otherwise (full precision, or a format applied on load).
     """
     if wildcards.format in SAVED_FORMATS:
-        target = ModelId(
-            wildcards.corpus, parse_target_folder(wildcards.pair), "target"
-        )
-        return quantized_path(target, wildcards.format)
+        return quantized_path(model_of(wildcards).sibling("target"), wildcards.format)
     return target_dir(wildcards)
 
 
@@ -235,8 +267,8 @@ def checkpoint_rule_input(wildcards):
     """MUSE's checkpoint rule compares with the retrain model's KnowMem-forget, which the unlearning job
     measures itself (so evaluation settings do not reach unlearning)."""
     if config["unlearning"]["checkpoint"] == "muse":
-        seed = parse_target_folder(wildcards.pair)
-        return {"retrain": base_model_dir(wildcards.corpus, seed, "retrain")}
+        seed, width = parse_pair(wildcards.pair)
+        return {"retrain": base_model_dir(wildcards.corpus, seed, "retrain", width)}
     return {}
 
 
@@ -278,7 +310,19 @@ def quantize_input(wildcards):
 
 
 # What each job and each result depends on (provenance.py): every value a rule reads from the config, as params.
-PROVENANCE = Provenance(config, FORMATS, ATTACK_SPECS, AUDITED)
+def real_width(corpus):
+    """A real corpus' target's hidden size (its config.json; check_config checked that the folder exists)."""
+    with stop_on_error():
+        return hidden_size(config["corpora"][corpus]["target"])
+
+
+PROVENANCE = Provenance(
+    config,
+    FORMATS,
+    ATTACK_SPECS,
+    AUDITED,
+    {c: real_width(c) for c in CORPORA if "embedded" not in config["corpora"][c]},
+)
 
 
 def job_resources(rule):

@@ -1,14 +1,15 @@
-# Only for embedded corpora: real MUSE corpora name their target and retrain models by path.
+# Only for embedded corpora: real MUSE corpora name their target and retrain models by path. One base per width:
+# results/models/base at the run's own, base-w512 at a rung of the width ladder (model.widths).
 rule pretrain:
     input:
         corpus="results/pretraining/corpus.json",
         tokenizer="results/tokenizer",
     output:
-        directory("results/models/base"),
+        directory("results/models/{base}"),
     log:
-        "results/logs/pretrain.log",
+        "results/logs/pretrain/{base}.log",
     benchmark:
-        "results/benchmarks/pretrain/pretrain.tsv"
+        "results/benchmarks/pretrain/{base}.tsv"
     conda:
         "../../envs/train.yaml"
     # Every other model waits for this one, so it may take more threads than the others.
@@ -16,8 +17,10 @@ rule pretrain:
     resources:
         **job_resources("pretrain"),
     params:
-        architecture=PROVENANCE.architecture,
-        training=PROVENANCE.training_settings("pretrain"),
+        architecture=lambda wc: PROVENANCE.architecture(base_width(wc.base)),
+        training=lambda wc: PROVENANCE.training_settings(
+            "pretrain", base_width(wc.base)
+        ),
         save_dtype=config["model"]["save_dtype"],
         seed=config["seed"],
     script:
@@ -28,7 +31,7 @@ rule pretrain:
 # target seed (model.seeds), which sets the fine-tuning's data order.
 rule finetune:
     input:
-        base="results/models/base",
+        base=lambda wc: f"results/models/{base_folder(parse_pair(wc.pair)[1])}",
         corpus=corpus_dir,
         tokenizer=tokenizer_dir,
     output:
@@ -44,8 +47,10 @@ rule finetune:
     resources:
         **job_resources("finetune"),
     params:
-        training=PROVENANCE.training_settings("finetune"),
+        training=lambda wc: PROVENANCE.training_settings(
+            "finetune", parse_pair(wc.pair)[1]
+        ),
         save_dtype=config["model"]["save_dtype"],
-        seed=lambda wc: parse_target_folder(wc.pair),
+        seed=lambda wc: parse_pair(wc.pair)[0],
     script:
         "../scripts/finetune.py"

@@ -71,6 +71,7 @@ rule summarize:
     resources:
         **job_resources("summarize"),
     params:
+        **LADDER,
         rows=[
             PROVENANCE.summary_row(model, format_id)
             for model, format_id in EVALUATIONS
@@ -143,6 +144,8 @@ rule tables:
         "../../envs/report.yaml"
     resources:
         **job_resources("tables"),
+    params:
+        **LADDER,
     script:
         "../scripts/tables.py"
 
@@ -177,6 +180,7 @@ rule plots:
     resources:
         **job_resources("plots"),
     params:
+        **LADDER,
         margin=config["report"]["margin"],
     script:
         "../scripts/plots.py"
@@ -209,3 +213,40 @@ rule unlearning_length:
         tolerance=config["report"]["settled_tolerance"],
     script:
         "../scripts/unlearning_length.py"
+
+
+# The width ladder's answer (model.widths; docs/calibration.md): per width the calibration rule's reading of its
+# targets, the recovery change, the surviving update and the stack's change minus fp32's; a fit against log
+# parameter count, extrapolated to Llama-2-7B's size; its table and figure.
+rule widths:
+    input:
+        summary="results/summary.csv",
+        recovery="results/recovery.csv",
+        contrast="results/contrast.csv",
+        paper=PAPER_TABLE,
+    output:
+        calibration="results/calibration/widths.csv",
+        ladder="results/widths.csv",
+        fits="results/widths_fit.csv",
+        table=report(
+            "results/tables/widths.tex",
+            caption="../report/widths_table.rst",
+            category="Tables",
+        ),
+        figure=report(
+            "results/plots/widths.png",
+            caption="../report/widths.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/widths.log",
+    benchmark:
+        "results/benchmarks/widths/widths.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        **job_resources("widths"),
+    params:
+        parameters=ladder_parameters(config["model"], config["tokenizer"]["vocab_size"]),
+    script:
+        "../scripts/widths.py"

@@ -1,12 +1,13 @@
 import pandas as pd
 
-from qunlearn.analysis.summary import read_summary
+from qunlearn.analysis.summary import at_own_width, read_summary
 from qunlearn.report.figures import draw_all
 from qunlearn.report.tables import read_paper
 from qunlearn.workflow import start
 
 start(snakemake)
-i = snakemake.input
-draw_all(read_summary(i.summary), pd.read_csv(i.recovery), pd.read_csv(i.by_target), read_paper(i.paper),
+i, p = snakemake.input, snakemake.params
+own = lambda table: at_own_width(table, p.rungs, p.embedded)  # noqa: E731 (the ladder has its own figure)
+draw_all(own(read_summary(i.summary)), own(pd.read_csv(i.recovery)), own(pd.read_csv(i.by_target)), read_paper(i.paper),
          pd.read_csv(i.attacks), pd.read_csv(i.tension),
-         pd.read_csv(i.mink), dict(snakemake.output.items()), snakemake.params.margin)
+         pd.read_csv(i.mink), dict(snakemake.output.items()), p.margin)

@@ -1,7 +1,7 @@
 from qunlearn.analysis.attacks import attack_verdicts
 from qunlearn.analysis.claims import claims, tension_points
 from qunlearn.analysis.privleak import mink_scores
-from qunlearn.analysis.summary import summarize, write_summary
+from qunlearn.analysis.summary import at_own_width, summarize, write_summary
 from qunlearn.data.splits import ForgetSplit
 from qunlearn.io import read_json, write_text
 from qunlearn.report.tables import read_paper
@@ -12,9 +12,12 @@ i, p = snakemake.input, snakemake.params
 table, samples = summarize(i.metrics, p.rows, list(zip(i.records, p.record_rows, strict=True)), p.auc_retrain,
                            mechanism=list(zip(i.mechanism, p.mechanism_rows, strict=True)), margin=p.margin)
 write_summary(table, samples, p.margin, dict(snakemake.output.items()))
+own = at_own_width(table, p.rungs, p.embedded)  # the claims and attacks are the run's own width's
+rows = [(path, row) for path, row in zip(i.metrics, p.rows, strict=True)
+        if not (row["width"] in p.rungs and row["corpus"] in p.embedded)]
 splits = {corpus: ForgetSplit.from_json(read_json(path)) for corpus, path in zip(p.split_corpora, i.splits, strict=True)}
-write_text(snakemake.output.attacks, attack_verdicts(table, i.metrics, p.rows, splits, p.margin).to_csv(index=False))
+write_text(snakemake.output.attacks, attack_verdicts(own, *zip(*rows), splits, p.margin).to_csv(index=False))
 write_text(snakemake.output.claims,
-           claims(table, samples, p.default_lrs, read_paper(i.paper), p.margin).to_csv(index=False))
-write_text(snakemake.output.tension, tension_points(table, samples).to_csv(index=False))
-write_text(snakemake.output.mink, mink_scores(i.metrics, p.rows, p.mink_k).to_csv(index=False))
+           claims(own, samples, p.default_lrs, read_paper(i.paper), p.margin).to_csv(index=False))
+write_text(snakemake.output.tension, tension_points(own, samples).to_csv(index=False))
+write_text(snakemake.output.mink, mink_scores(*zip(*rows), p.mink_k).to_csv(index=False))

@@ -4,7 +4,7 @@ import pandas as pd
 
 from qunlearn.io import read_json
 
-SCORE_COLUMNS = ["corpus", "target_seed", "model", "method", "lr", "stack", "format", "split", "score"]
+SCORE_COLUMNS = ["corpus", "width", "target_seed", "model", "method", "lr", "stack", "format", "split", "score"]
 
 
 def mink_scores(metric_files: list[str], rows: list[dict], k: float) -> pd.DataFrame:
@@ -17,6 +17,6 @@ def mink_scores(metric_files: list[str], rows: list[dict], k: float) -> pd.DataF
             continue
         stored = read_json(path)["mink"]
         for split in ("forget", "holdout"):
-            found += [{**{c: row[c] for c in SCORE_COLUMNS[:7]}, "split": split, "score": score}
+            found += [{**{c: row[c] for c in SCORE_COLUMNS[:-2]}, "split": split, "score": score}
                       for score in stored[split][str(k)]]
     return pd.DataFrame(found, columns=SCORE_COLUMNS)

@@ -20,7 +20,9 @@ FORGET_METRICS = ("verbmem_f", "knowmem_f")
 QUANTIZATION_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id (full, rtn-w4g64, bnb-fp4-w4)
 # An attacked model (attack.smk) is a format of its own: the attack's id, "" for every other row.
 FORMAT_KEYS = [*QUANTIZATION_KEYS, "attack"]
-ROW_KEYS = ["corpus", "target_seed", "model", *FORMAT_KEYS]
+# A target is a corpus' target seed at one width (the width ladder's rungs share the run's target seeds).
+TARGET_KEYS = ["corpus", "width", "target_seed"]
+ROW_KEYS = [*TARGET_KEYS, "model", *FORMAT_KEYS]
 FULL = dict(format="full", quantizer="none", bits=32, group_size="", attack="")
 # The two views of how much forget-set knowledge a model keeps, per forget metric m at precision p:
 # the paper's ratio m(model, p) / m(target, p), and the share of the target's excess over the retrain model
@@ -43,8 +45,8 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
         items.append(result["items"])
     table = pd.DataFrame.from_records(entries)
     table["diverged"], table["merge_surviving_share"] = _from_records(table, records)
-    table["privleak"] = [privleak(auc, _reference_auc(table, corpus, seed, auc_retrain))
-                         for corpus, seed, auc in zip(table["corpus"], table["target_seed"], table["privleak_auc"])]
+    table["privleak"] = [privleak(auc, _reference_auc(table, target, auc_retrain))
+                         for *target, auc in zip(*(table[k] for k in TARGET_KEYS), table["privleak_auc"])]
     resampled = resampled_metrics(table, items)
     table = add_intervals(add_views(table), resampled)
     table, samples = add_paired_changes(table, resampled, margin)
@@ -54,8 +56,8 @@ def summarize(metric_files: list[str], rows: list[dict], records: list[tuple[str
 def _from_records(table: pd.DataFrame, records: list[tuple[str, dict]]) -> tuple[list[bool], list[float]]:
     """Per row, from its model's unlearning record: whether unlearning diverged, and for an adapter merged into the
     target the share of its delta the merge kept (adapters.merged_with_survival; NaN for every other model)."""
-    by_model = {(row["corpus"], row["target_seed"], row["model"]): read_json(path) for path, row in records}
-    keys = list(zip(table["corpus"], table["target_seed"], table["model"]))
+    by_model = {tuple(row[k] for k in (*TARGET_KEYS, "model")): read_json(path) for path, row in records}
+    keys = list(zip(*(table[k] for k in (*TARGET_KEYS, "model"))))
     return ([key in by_model and by_model[key]["diverged"] for key in keys],
             [by_model[key]["merge"]["surviving_share"] if "merge" in by_model.get(key, {}) else np.nan for key in keys])
 
@@ -82,9 +84,9 @@ def add_intervals(table: pd.DataFrame, resampled: list[dict[str, np.ndarray]]) -
 
 def _reference_rows(table: pd.DataFrame, role: str) -> np.ndarray:
     """For every row, the position of its own target's (or retrain model's) row at the same format."""
-    keys = ["corpus", "target_seed", *FORMAT_KEYS]
+    keys, at = [*TARGET_KEYS, *FORMAT_KEYS], len(TARGET_KEYS)
     position = {key: i for i, key in enumerate(zip(*(table[k] for k in ROW_KEYS)))}
-    return np.array([position.get((*key[:2], role, *key[2:]), -1) for key in zip(*(table[k] for k in keys))])
+    return np.array([position.get((*key[:at], role, *key[at:]), -1) for key in zip(*(table[k] for k in keys))])
 
 
 def view_values(model: dict, target: dict, retrain: dict, view: str) -> dict:
@@ -156,6 +158,12 @@ def add_utility(table: pd.DataFrame, resampled: list[dict[str, np.ndarray]], sam
     return table.assign(utility=utility)
 
 
+def at_own_width(table: pd.DataFrame, rungs: list[int], embedded: list[str]) -> pd.DataFrame:
+    """Every row but the width ladder's rungs' (model.widths, of the embedded corpora and their pool `all`): the
+    claims, attacks, tables and figures read the run's own width; widths.csv reads the ladder."""
+    return table[~(table["width"].isin(rungs) & table["corpus"].isin([*embedded, "all"]))]
+
+
 def unattacked(table: pd.DataFrame) -> pd.DataFrame:
     """Every row but the attacked models' (attacks.csv holds what the attacks did)."""
     return table[table["attack"] == ""]
@@ -192,21 +200,22 @@ def _mechanism_columns(result: dict) -> dict:
             "bf16_threshold_lr": threshold["all"] if threshold else None}
 
 
-def _reference_auc(table: pd.DataFrame, corpus: str, target_seed: int, auc_retrain: dict) -> float:
-    """The configured AUC (real MUSE), else the full-precision AUC of the retrain model of the same target seed."""
-    if auc_retrain.get(corpus) is not None:
-        return auc_retrain[corpus]
-    row = table[(table["corpus"] == corpus) & (table["target_seed"] == target_seed) & (table["model"] == "retrain")
-                & (table["quantizer"] == "none") & (table["attack"] == "")]
+def _reference_auc(table: pd.DataFrame, target: list, auc_retrain: dict) -> float:
+    """The configured AUC (real MUSE), else the full-precision AUC of the retrain model of the same target (corpus,
+    width and target seed)."""
+    if auc_retrain.get(target[0]) is not None:
+        return auc_retrain[target[0]]
+    same_target = np.logical_and.reduce([table[k] == v for k, v in zip(TARGET_KEYS, target)])
+    row = table[same_target & (table["model"] == "retrain") & (table["quantizer"] == "none") & (table["attack"] == "")]
     return float(row["privleak_auc"].iloc[0])
 
 
-HEADLINE_KEYS = ["stack", "sure", *QUANTIZATION_KEYS]
+HEADLINE_KEYS = ["width", "stack", "sure", *QUANTIZATION_KEYS]  # every width its own headline
 CHANGE_COLUMNS = [f"{prefix}{suffix}" for prefix in ("vs_full", "excess_vs_full") for suffix in ("", "_lo", "_hi")]
 HEADLINE_COLUMNS = ["corpus", *HEADLINE_KEYS, "mean_recovery_ratio", "mean_excess", "values", "targets",
                     *CHANGE_COLUMNS, "verdict", "excess_verdict", "targets_agree", "target_verdicts",
                     "excess_targets_agree", "excess_target_verdicts"]
-CONTRAST_COLUMNS = ["corpus", "sure", *QUANTIZATION_KEYS, "stack", "baseline", "contrast", "contrast_lo",
+CONTRAST_COLUMNS = ["corpus", "width", "sure", *QUANTIZATION_KEYS, "stack", "baseline", "contrast", "contrast_lo",
                     "contrast_hi", "verdict", "targets", "targets_above"]
 
 
@@ -235,12 +244,12 @@ class Change:
     """One group's change from full precision: its estimate, its bootstrap samples, and each target's estimate."""
     estimate: float
     samples: np.ndarray
-    by_target: dict[tuple, float]  # (corpus, target_seed) -> that target's own estimate
+    by_target: dict[tuple, float]  # (corpus, width, target_seed) -> that target's own estimate
 
 
 def _cells_by_target(rows: pd.DataFrame):
-    """(corpus, target seed) -> the target's method × lr cells, each the rows of its unlearning seeds."""
-    for target, target_rows in rows.groupby(["corpus", "target_seed"], sort=True):
+    """(corpus, width, target seed) -> the target's method × lr cells, each the rows of its unlearning seeds."""
+    for target, target_rows in rows.groupby(TARGET_KEYS, sort=True):
         yield target, [cell for _, cell in target_rows.groupby(["method", "lr"], sort=False)]
 
 
@@ -308,7 +317,7 @@ def _corpus_entry(rows: pd.DataFrame, key: tuple, samples: dict | None, margin: 
                for view in VIEWS}
     levels = {column: nested_estimate(rows.assign(level=_forget_mean(rows, view)), "level")[0]
               for view, column in (("ratio", "mean_recovery_ratio"), ("excess", "mean_excess"))}
-    counts = {"values": len(rows) * len(FORGET_METRICS), "targets": rows[["corpus", "target_seed"]].drop_duplicates().shape[0]}
+    counts = {"values": len(rows) * len(FORGET_METRICS), "targets": rows[TARGET_KEYS].drop_duplicates().shape[0]}
     return {**levels, **counts, **_change_columns(changes, rows, margin)}, changes
 
 
@@ -404,7 +413,7 @@ def contrast(table: pd.DataFrame, samples: dict, margin: float = verdicts.MARGIN
     if rows.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
     rows = rows.assign(change=[samples[key]["ratio"] for key in zip(*(rows[k] for k in ROW_KEYS))])
-    keys, pairs = ["sure", *FORMAT_KEYS], ["corpus", "method", "lr", "target_seed", "seed"]
+    keys, pairs = ["width", "sure", *FORMAT_KEYS], ["corpus", "method", "lr", "target_seed", "seed"]
     # every other stack is compared with those with fp32 master weights
     baselines = [name for name, stack in STACKS.items() if stack.fp32_master and name in set(rows["stack"])]
     results = []
@@ -447,24 +456,25 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
     """The text printed at the end of a run: every row, then the answer (last, where a terminal shows it)."""
     number = lambda x: f"{x:.2f}"  # noqa: E731
     attacked = ["attack"] if (table["attack"] != "").any() else []
-    columns = ["corpus", "target_seed", "model", "quantizer", "bits", *attacked, *METRICS,
+    width = ["width"] if table["width"].nunique() > 1 else []  # the width ladder's runs
+    columns = ["corpus", *width, "target_seed", "model", "quantizer", "bits", *attacked, *METRICS,
                *(f"{m}_ratio" for m in FORGET_METRICS)]
     text = [table[columns].to_string(index=False, float_format=number), ""]
     audited = model_verdicts(table[table["audited"]])
     if not audited.empty:
-        columns = ["corpus", "target_seed", "model", "quantizer", "bits", "ratio_vs_full", "ratio_vs_full_lo",
+        columns = ["corpus", *width, "target_seed", "model", "quantizer", "bits", "ratio_vs_full", "ratio_vs_full_lo",
                    "ratio_vs_full_hi", "verdict"]
         text += ["Audited models: change of the recovery ratio from full precision, 95% interval, verdict:",
                  audited[columns].to_string(index=False, float_format=lambda x: f"{x:+.2f}"), ""]
     if not headline_table.empty:
         quantized = without_lone_pool(headline_table[headline_table["quantizer"] != "none"])
-        columns = ["corpus", "stack", "sure", "quantizer", "bits", "mean_recovery_ratio", "vs_full",
+        columns = ["corpus", *width, "stack", "sure", "quantizer", "bits", "mean_recovery_ratio", "vs_full",
                    "vs_full_lo", "vs_full_hi", "verdict", "targets", "targets_agree"]
         text += ["Does forgetting come back? Change of the mean recovery ratio from full precision (utility-constrained "
                  "methods), 95% interval over targets, seeds and items, verdict, and how many targets agree:",
                  quantized[[c for c in columns if c in quantized]].to_string(index=False, float_format=number), ""]
     if not contrast_table.empty:
-        columns = ["corpus", "sure", "quantizer", "bits", "stack", "baseline", "contrast", "contrast_lo",
+        columns = ["corpus", *width, "sure", "quantizer", "bits", "stack", "baseline", "contrast", "contrast_lo",
                    "contrast_hi", "verdict", "targets", "targets_above"]
         text += ["Does a stack recover more than one with fp32 master weights? Its change minus the baseline's:",
                  without_lone_pool(contrast_table)[columns].to_string(index=False, float_format=number), ""]
@@ -481,7 +491,7 @@ def long_form(table: pd.DataFrame) -> pd.DataFrame:
     return table.melt(id_vars=keys, value_vars=values, var_name="metric", value_name="value").dropna(subset=["value"])
 
 
-VERDICT_COLUMNS = ["corpus", "target_seed", "model", "audited", "method", "lr", "stack", "seed",
+VERDICT_COLUMNS = ["corpus", "width", "target_seed", "model", "audited", "method", "lr", "stack", "seed",
                    "quantizer", "bits", "group_size", *FORGET_METRICS,
                    *(f"{m}_{view}" for view in VIEWS for m in FORGET_METRICS),
                    "ratio_vs_full", "ratio_vs_full_lo", "ratio_vs_full_hi", "verdict",

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from qunlearn.config.naming import DECODER_LINEARS, adapter_id, unlearned_name
+from qunlearn.config.widths import check_widths, rungs, rung_model
 from qunlearn.data.splits import check_halves, start_up_split
 from qunlearn.errors import QunlearnError
 from qunlearn.registry import ATTACKS, FORMATS, backend, check_format, method, resolve
@@ -131,6 +132,31 @@ def check_attacks(attacks: list[dict]) -> None:
         seen[name] = index
 
 
+def embedded_widths(model: dict) -> list[tuple[dict, str]]:
+    """The embedded models' config at the run's width and at each rung, with where in the config each is set."""
+    return [(model, "model"), *((rung_model(model, hidden), f"model.widths[{index}]")
+                                for index, hidden in enumerate(rungs(model)))]
+
+
+def check_group_sizes(model: dict, where_model: str, quantization: dict) -> None:
+    """Every group-wise format's group divides the model's hidden and intermediate sizes."""
+    for index, fmt in enumerate(quantization["formats"]):
+        quantizer, group = FORMATS[fmt["quantizer"]], group_size(fmt, quantization)
+        for key in ("hidden", "intermediate"):
+            if not (backend(quantizer.name).saved and model[key] % group):
+                continue
+            name = f"model.{key}" if where_model == "model" else f"{where_model}'s {key}"
+            size = f"{name} {model[key]}"
+            if quantizer.group_size:  # the format's own block size
+                raise QunlearnError(f"{quantizer.name}'s blocks of {group} weights do not divide {size}",
+                                    f"leave {quantizer.name} out of quantization.formats, or make {name} a multiple of {group}")
+            where = f"quantization.formats[{index}].group_size" if "group_size" in fmt else "quantization.group_size"
+            raise QunlearnError(
+                f"{where}: {group} does not divide {size}",
+                "choose a group size that divides model.hidden and model.intermediate at every width (e.g. 32, 64 or 128)",
+            )
+
+
 def check_config(config: dict) -> None:
     """Every check the schema cannot express, run before any job (the schema names the valid methods and the keys
     a real corpus needs)."""
@@ -152,21 +178,10 @@ def check_config(config: dict) -> None:
         if quantizer.group_size and fmt.get("group_size", quantizer.group_size) != quantizer.group_size:
             raise QunlearnError(f"quantization.formats: {quantizer.name}'s blocks are {quantizer.group_size} weights "
                                 f"by definition, not {fmt['group_size']}", f"remove group_size from the {quantizer.name} format")
-    model = config["model"]
+    check_widths(config["model"])
     embedded = any("embedded" in spec for spec in config["corpora"].values())
-    for index, fmt in enumerate(config["quantization"]["formats"]):
-        quantizer, group = FORMATS[fmt["quantizer"]], group_size(fmt, config["quantization"])
-        for key in ("hidden", "intermediate"):
-            if not (embedded and backend(quantizer.name).saved and model[key] % group):
-                continue
-            if quantizer.group_size:  # the format's own block size
-                raise QunlearnError(f"{quantizer.name}'s blocks of {group} weights do not divide model.{key} {model[key]}",
-                                    f"leave {quantizer.name} out of quantization.formats, or make model.{key} a multiple of {group}")
-            where = f"quantization.formats[{index}].group_size" if "group_size" in fmt else "quantization.group_size"
-            raise QunlearnError(
-                f"{where}: {group} does not divide model.{key} {model[key]}",
-                "choose a group size that divides model.hidden and model.intermediate (e.g. 32, 64 or 128)",
-            )
+    for model, where_model in embedded_widths(config["model"]) if embedded else []:
+        check_group_sizes(model, where_model, config["quantization"])
     for name, spec in config["corpora"].items():
         if "embedded" in spec:
             continue
@@ -175,6 +190,9 @@ def check_config(config: dict) -> None:
                 raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")
     check_adapters(config)
     check_shards(config, method_stacks(config))
+    if config["attacks"] and config["model"]["widths"]:
+        raise QunlearnError("attacks and model.widths: the attacks are scored at the run's own width only",
+                            "run the attacks and the width ladder in two configs (two --configfile runs)")
     if config["attacks"]:  # a forget set too small to split refuses the attacks
         for name, spec in config["corpora"].items():
             check_halves(start_up_split(spec, config["seed"]), name, spec)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 BASE_ROLES = ("target", "retrain")
-TARGET_FOLDER = re.compile(r"^t(\d+)$")
+# t0 holds target seed 0's models at the run's own width (model.hidden), t0-w512 those of the width ladder's rung
+# at hidden 512 (model.widths): every path and hash of the default width stays as it was before the ladder.
+TARGET_FOLDER_PATTERN = r"t[0-9]+(?:-w[0-9]+)?"
+TARGET_FOLDER = re.compile(r"^t(\d+)(?:-w(\d+))?$")
 # How an adapter unlearned by the grid is served (docs/adapters.md), each its own model: merged into the target
 # loaded in bf16 or fp32 (a checkpoint, quantized like any model), or unmerged on top of the target in each format,
 # the adapter at full precision or itself rounded to 4 bits.
@@ -90,16 +93,28 @@ def unlearned_name(method: str, lr: float, precision: str, seed: int) -> str:
     return str(UnlearnedName(method, format_lr(lr), precision, seed))
 
 
-def target_folder(target_seed: int) -> str:
-    """The folder level that holds a target seed's models and results: t0, t1, ..."""
-    return f"t{target_seed}"
+def target_folder(target_seed: int, width: int | None = None) -> str:
+    """The folder level that holds a target's models and results: t0, t1, ... at the run's width, t0-w512 at a
+    rung of the width ladder."""
+    return f"t{target_seed}" if width is None else f"t{target_seed}-w{width}"
+
+
+def parse_pair(folder: str) -> tuple[int, int | None]:
+    """t1 -> (1, None); t1-w512 -> (1, 512)."""
+    match = TARGET_FOLDER.match(folder)
+    if not match:
+        raise ValueError(f"{folder!r} is not a target folder (t0, t1, ..., or t0-w512 for a width rung)")
+    return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
 
 
 def parse_target_folder(folder: str) -> int:
-    match = TARGET_FOLDER.match(folder)
-    if not match:
-        raise ValueError(f"{folder!r} is not a target folder (t0, t1, ...)")
-    return int(match.group(1))
+    """The target seed of a target folder."""
+    return parse_pair(folder)[0]
+
+
+def base_folder(width: int | None = None) -> str:
+    """The pretrained base's folder under results/models: base, or base-w512 for a width rung."""
+    return "base" if width is None else f"base-w{width}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class ModelId:
     corpus: str
     target_seed: int
     name: str
+    width: int | None = None  # a width rung's hidden size (model.widths); None: the run's own width
 
     @property
     def role(self) -> str:
@@ -124,13 +140,23 @@ class ModelId:
     @property
     def trained(self) -> "ModelId":
         """The model its unlearning job wrote: itself, or for an adapter's serving the adapter."""
-        return ModelId(self.corpus, self.target_seed, self.unlearned.trained)
+        return ModelId(self.corpus, self.target_seed, self.unlearned.trained, self.width)
+
+    @property
+    def pair(self) -> str:
+        """The folder of its target and retrain pair: t0, or t0-w512 at a width rung."""
+        return target_folder(self.target_seed, self.width)
 
     @property
     def folder(self) -> str:
-        """Its place under each results kind: {corpus}/t{seed}/{name}."""
-        return f"{self.corpus}/{target_folder(self.target_seed)}/{self.name}"
+        """Its place under each results kind: {corpus}/t{seed}/{name}, or {corpus}/t{seed}-w{width}/{name}."""
+        return f"{self.corpus}/{self.pair}/{self.name}"
+
+    def sibling(self, name: str) -> "ModelId":
+        """Another model of the same target (its target, retrain, or another unlearned model)."""
+        return ModelId(self.corpus, self.target_seed, name, self.width)
 
     @classmethod
     def from_wildcards(cls, wildcards, name_key: str = "model") -> "ModelId":
-        return cls(wildcards.corpus, parse_target_folder(wildcards.pair), getattr(wildcards, name_key))
+        seed, width = parse_pair(wildcards.pair)
+        return cls(wildcards.corpus, seed, getattr(wildcards, name_key), width)

@@ -2,11 +2,12 @@
 config (passed as `params:`, so that changing one re-runs exactly its jobs), and the summary's key columns and
 provenance hash of one metrics file. Torch-free: the Snakefile computes these for every job at start-up."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qunlearn.audit import AuditedModel
 from qunlearn.config.checks import adapters_by_id, attack_settings, group_size, settings_hash
 from qunlearn.config.naming import MERGED_DTYPES, ModelId, UnlearnedName
+from qunlearn.config.widths import model_at
 from qunlearn.registry import FORMATS as FORMAT_SPECS
 from qunlearn.registry import backend, method
 
@@ -28,6 +29,7 @@ class Provenance:
     formats: dict[str, dict]  # the config's quantized formats by id (config.format_id_of)
     attacks: dict[str, dict]  # the config's attacks by id, every knob filled (config.attack_specs)
     audited: dict[str, dict[str, AuditedModel]]  # per corpus, the audited models by label
+    real_widths: dict[str, int] = field(default_factory=dict)  # per real corpus, its target's hidden size (config.json's hidden_size)
 
     def audited_of(self, model: ModelId) -> AuditedModel | None:
         return self.audited[model.corpus].get(model.name) if model.role == "audited" else None
@@ -82,14 +84,21 @@ class Provenance:
     def attack_settings(self, attack_id: str) -> dict:
         return attack_settings(self.attacks[attack_id], self.config)
 
-    def training_settings(self, stage: str) -> dict:
-        """One stage of the embedded models' training (pretrain or finetune): its loop's settings."""
-        model = self.config["model"]
+    def training_settings(self, stage: str, width: int | None = None) -> dict:
+        """One stage of the embedded models' training (pretrain or finetune) at a width: its loop's settings."""
+        model = model_at(self.config["model"], width)
         return {**{key: model[stage][key] for key in TRAINING_KEYS}, "train_len": model["train_len"]}
 
-    @property
-    def architecture(self) -> dict:
-        return {key: self.config["model"][key] for key in ARCHITECTURE_KEYS}
+    def architecture(self, width: int | None = None) -> dict:
+        return {key: model_at(self.config["model"], width)[key] for key in ARCHITECTURE_KEYS}
+
+    def width_of(self, model: ModelId) -> int | None:
+        """The summary's `width`: a rung's hidden size, the run's own for an embedded corpus, and for a real
+        corpus its target's (given by path: the DAG reads its config.json, checked to exist)."""
+        if model.width is not None:
+            return model.width
+        corpus = self.config["corpora"][model.corpus]
+        return self.config["model"]["hidden"] if "embedded" in corpus else self.real_widths[model.corpus]
 
     def result_settings(self, model: ModelId, format_id: str) -> dict:
         """Every config value one metrics file depends on, from the corpus to the evaluation."""
@@ -99,9 +108,11 @@ class Provenance:
             "seed": config["seed"],
             "corpus": config["corpora"][model.corpus],
             "tokenizer": config["tokenizer"],
-            # pretraining and fine-tuning; a target's own seed is target_seed (adding a seed changes no other result)
-            "model": {key: value for key, value in config["model"].items() if key != "seeds"},
+            # pretraining and fine-tuning; a target's own seed is target_seed (adding a seed changes no other result),
+            # a rung's settings are `width`'s (adding a rung changes no other width's result)
+            "model": {key: value for key, value in config["model"].items() if key not in ("seeds", "widths")},
             "target_seed": model.target_seed,
+            **({"width": self.rung_settings(model.width)} if model.width is not None else {}),
             "unlearning": self.unlearn_settings(model.name) if grid else audited_settings,
             "sure": self.sure_settings(model.name) if grid else None,
             "checkpoint": config["unlearning"]["checkpoint"] if grid else None,
@@ -114,6 +125,11 @@ class Provenance:
             **({"serving": self.serving_settings(model.name)} if grid and model.unlearned.serving else {}),
         }
 
+    def rung_settings(self, width: int) -> dict:
+        """What a width rung's models depend on beyond the run's own model settings."""
+        return {"architecture": self.architecture(width),
+                **{stage: self.training_settings(stage, width) for stage in ("pretrain", "finetune")}}
+
     def summary_row(self, model: ModelId, format_id: str) -> dict:
         """The summary's key columns for one metrics file (format_id: full, a format's or an attack's id)."""
         name, audited = model.unlearned, self.audited_of(model)
@@ -121,6 +137,7 @@ class Provenance:
         saved = fmt["quantizer"] != "none" and backend(fmt["quantizer"]).saved
         return dict(
             corpus=model.corpus,
+            width=self.width_of(model),
             target_seed=model.target_seed,
             model=model.name,
             audited=audited is not None,

@@ -96,3 +96,11 @@ def tokenizer_vocabulary(path: str | Path) -> dict[str, int]:
     except Exception as error:  # the tokenizers library raises a bare Exception on a malformed file
         raise QunlearnError(f"{file} cannot be read: {error}", "re-save the tokenizer with save_pretrained") from None
 
+
+
+def hidden_size(path: str | Path) -> int:
+    """A checkpoint's width, as its config.json gives it (the summary's `width` for a real model)."""
+    config = model_config(path)
+    if not isinstance(config.get("hidden_size"), int):
+        raise QunlearnError(f"{Path(path) / 'config.json'} has no hidden_size", "point the config at a Llama-family checkpoint")
+    return config["hidden_size"]

@@ -297,3 +297,58 @@ def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFr
               "attacks": attacks, "tension": tension, "mink": mink, "margin": margin}
     for name, figure in FIGURES.items():
         resolve(figure.impl)(*(inputs[key] for key in figure.inputs), paths[name])
+
+
+def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | None, path: str | Path) -> None:
+    """The width ladder (widths.csv): per measure (rows) and format (columns), each stack's value against parameter
+    count (log), with its 95% interval; open markers for widths whose targets miss the calibration rule (left out of
+    the fit); the fit over the calibrated widths, dashed, extended to Llama-2-7B's size with its interval there;
+    and the paper's NPO_GDR change at FP4 (ratio view) as a star."""
+    from qunlearn.analysis.widths import MEASURES
+    from qunlearn.config.widths import PAPER_PARAMETERS
+
+    seaborn = _seaborn()
+    import matplotlib.pyplot as plt
+
+    if table.empty:
+        _save_note("no width ladder: model.widths is empty", path)
+        return
+    table = table[table["corpus"] == table["corpus"].iloc[0]]  # the first corpus (widths.csv has every one)
+    measures = [m for m in MEASURES if m in table and table[m].notna().any()]
+    formats = list(dict.fromkeys(table["format"]))
+    colours = dict(zip(dict.fromkeys(table["stack"]), seaborn.color_palette()))
+    figure, axes = plt.subplots(len(measures), len(formats), figsize=(3.6 * len(formats), 2.8 * len(measures)),
+                                squeeze=False, sharex=True, sharey="row")
+    for measure, row in zip(measures, axes):
+        for format_id, ax in zip(formats, row):
+            for stack, points in table[table["format"] == format_id].groupby("stack", sort=False):
+                _ladder_points(ax, points, measure, colours[stack], stack)
+                line = fits[(fits["stack"] == stack) & (fits["format"] == format_id) & (fits["measure"] == measure)]
+                for result in line.to_dict("records"):
+                    xs = np.array([points["parameters"].min(), PAPER_PARAMETERS])
+                    intercept = result["at_paper"] - result["slope"] * np.log10(PAPER_PARAMETERS)
+                    ax.plot(xs, intercept + result["slope"] * np.log10(xs), linestyle="--", color=colours[stack],
+                            linewidth=1)
+                    ax.errorbar([PAPER_PARAMETERS], [result["at_paper"]], color=colours[stack], capsize=3, fmt="s",
+                                markerfacecolor="none", yerr=[[result["at_paper"] - result["at_paper_lo"]],
+                                                              [result["at_paper_hi"] - result["at_paper"]]])
+            if measure == "vs_full" and format_id == "bnb-fp4-w4" and paper_change is not None:
+                ax.plot([PAPER_PARAMETERS], [paper_change], marker="*", markersize=12, color="black", linestyle="",
+                        label="paper, NPO_GDR (Llama-2-7B)")
+            ax.axhline(0, color="grey", linewidth=0.6)
+            ax.set_xscale("log")
+            ax.set_xlim(table["parameters"].min() / 2, PAPER_PARAMETERS * 2)  # the ladder and where the paper is
+            ax.set_title(f"{precision_label(format_id)}: {MEASURES[measure]}", fontsize=8)
+            ax.set_xlabel("parameters")
+    handles = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
+    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    _save(figure, path)
+
+
+def _ladder_points(ax, points: pd.DataFrame, measure: str, colour, stack: str) -> None:
+    """One stack's widths: filled where calibrated, open where not, with the interval where the measure has one."""
+    for calibrated, part in points.groupby(points["calibrated"].fillna(False).astype(bool)):
+        low, high = (part[f"{measure}_lo"], part[f"{measure}_hi"]) if f"{measure}_lo" in part else (part[measure],) * 2
+        ax.errorbar(part["parameters"], part[measure], yerr=[part[measure] - low, high - part[measure]], fmt="o",
+                    color=colour, capsize=3, markerfacecolor=colour if calibrated else "none",
+                    label=stack if calibrated else f"{stack} (uncalibrated)")

@@ -221,3 +221,28 @@ def _cell_table(cells: pd.DataFrame, index: list[str], columns: str, header: str
     """The `cell` column laid out by rows and columns, as LaTeX under its header comment."""
     wide = cells.pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=False)
     return header + wide.style.to_latex(hrules=True)
+
+
+def widths_table(ladder: pd.DataFrame) -> str:
+    """The width ladder (widths.csv): per corpus, stack and width (rows) and format (columns), the change of the
+    recovery ratio from full precision with its interval, verdict and targets agreeing; the surviving update; and
+    the stack's change minus fp32's. Uncalibrated widths are marked."""
+    if ladder.empty:
+        return "% No width ladder: model.widths is empty\n"
+    ladder = ladder.assign(
+        Precision=ladder["format"].map(precision_label),
+        width=[f"{w}" + ("" if c else " (uncalibrated)") for w, c in zip(ladder["width"], ladder["calibrated"])],
+        change=[f"{_change(v, lo, hi, verdict)} ({agree}/{targets})" if pd.notna(v) else "undefined"
+                for v, lo, hi, verdict, agree, targets in zip(
+            ladder["vs_full"], ladder["vs_full_lo"], ladder["vs_full_hi"], ladder["verdict"],
+            ladder["targets_agree"].astype(int), ladder["targets"])],
+        surviving=ladder.get("surviving_update", pd.Series(float("nan"), index=ladder.index)).map(
+            lambda v: "--" if pd.isna(v) else f"{v:.2f}"),
+        contrast=[_change(v, lo, hi, verdict) if pd.notna(v) else "--" for v, lo, hi, verdict in zip(
+            ladder["minus_fp32"], ladder["minus_fp32_lo"], ladder["minus_fp32_hi"], ladder["contrast_verdict"])])
+    parts = [("change", "% Change of the mean recovery ratio from full precision, 95% interval, verdict, "
+                        "(targets agreeing / targets)\n"),
+             ("surviving", "% Share of the unlearning update the format keeps (mean over models)\n"),
+             ("contrast", "% The stack's change minus fp32's (paired by target and seed), 95% interval\n")]
+    return "".join(_cell_table(ladder.assign(cell=ladder[value]), ["corpus", "stack", "width"], "Precision", header)
+                   for value, header in parts)
