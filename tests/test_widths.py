@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qunlearn.analysis.widths import calibrated, fit, ladder_fits, ladder_table, target_calibration
+from qunlearn.analysis.widths import calibrated, fit, ladder_fits, ladder_table, paper_point, target_calibration
 from qunlearn.config.widths import PAPER_PARAMETERS, ladder_parameters, parameter_count, rung_model
 from qunlearn.report.tables import widths_table
 
@@ -116,3 +116,22 @@ def test_the_ladder_table_joins_each_width_s_change_mechanism_contrast_and_calib
 def test_a_ladder_with_too_few_calibrated_widths_has_no_fit():
     summary, recovery, contrast, parameters = _ladder(uncalibrated=(128, 768))
     assert ladder_fits(ladder_table(summary, recovery, contrast, parameters)).empty
+
+
+def test_the_paper_s_point_is_the_ladder_s_own_methods():
+    summary, _, _, _ = _ladder()
+    assert paper_point({"npo_gdr": 0.6, "ga_klr": 0.2}, summary) == 0.6
+    assert paper_point({"ga_klr": 0.2}, summary) is None
+
+
+def test_a_recipe_is_tried_on_its_rung_alone():
+    from qunlearn.analysis.width_recipes import RECIPES, with_recipe
+
+    config = {"model": MODEL, "corpora": {}}
+    tried = with_recipe(config, 512, 60, 1e-3, pretrain_lr=1e-3)
+    assert tried["model"]["widths"] == [{"hidden": 512, "seeds": [0, 1], "finetune": {"lr": 1e-3, "epochs": 60},
+                                         "pretrain": {"lr": 1e-3}}]
+    assert config["model"]["widths"][0]["finetune"] == {"lr": 1e-3}  # the config itself is left as it was
+    assert with_recipe(config, 128, *RECIPES[0], None)["model"]["widths"] == [
+        {"hidden": 128, "finetune": {"epochs": 40, "lr": 3e-3}}]
+    assert RECIPES[0] == (MODEL["finetune"]["epochs"], MODEL["finetune"]["lr"])  # the rule starts at the default

@@ -27,8 +27,10 @@ from qunlearn.config.naming import (
     SERVED_NAME_PATTERN,
     TRAINED_NAME_PATTERN,
     TARGET_FOLDER_PATTERN,
+    BASE_FOLDER_PATTERN,
     ModelId,
     base_folder,
+    parse_base_folder,
     parse_pair,
     target_folder,
 )
@@ -168,16 +170,11 @@ LABEL = "[A-Za-z0-9][A-Za-z0-9_.+-]*"  # target, retrain, grid names and audit l
 wildcard_constraints:
     corpus=one_of(CORPORA),
     pair=TARGET_FOLDER_PATTERN,
-    base="base(-w[0-9]+)?",
+    base=BASE_FOLDER_PATTERN,
     role="target|retrain",
     model=LABEL,
     unlearned=LABEL,
     format=one_of([*FORMAT_IDS, *ATTACK_SPECS]),
-
-
-def base_width(base):
-    """base -> None (the run's own width), base-w512 -> 512."""
-    return int(base.removeprefix("base-w")) if base != "base" else None
 
 
 def model_of(wildcards, name_key="model"):

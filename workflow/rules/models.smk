@@ -17,9 +17,9 @@ rule pretrain:
     resources:
         **job_resources("pretrain"),
     params:
-        architecture=lambda wc: PROVENANCE.architecture(base_width(wc.base)),
+        architecture=lambda wc: PROVENANCE.architecture(parse_base_folder(wc.base)),
         training=lambda wc: PROVENANCE.training_settings(
-            "pretrain", base_width(wc.base)
+            "pretrain", parse_base_folder(wc.base)
         ),
         save_dtype=config["model"]["save_dtype"],
         seed=config["seed"],

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from qunlearn.config.naming import UnlearnedName, parse_target_folder
+from qunlearn.config.naming import UnlearnedName, parse_pair
 from qunlearn.errors import QunlearnError
 from qunlearn.io import atomic_path
 
 FORGET_METRICS = ("verbmem_f", "knowmem_f")  # the ratios the rule reads
 METRICS = (*FORGET_METRICS, "knowmem_r")  # what the curves show
+CELL = ["method", "lr", "stack", "width"]  # one curve each (width: a rung's hidden size as text, "" the run's own)
 
 
 def epoch_table(record_files: list[Path]) -> pd.DataFrame:
@@ -30,8 +31,9 @@ def epoch_table(record_files: list[Path]) -> pd.DataFrame:
         name = UnlearnedName.parse(record_file.stem)
         for record in json.loads(record_file.read_text())["history"]:
             if all(metric in record for metric in METRICS):
-                rows.append({"method": name.method, "lr": name.lr, "stack": name.stack,
-                             "target_seed": parse_target_folder(pair), "epoch": record["epoch"],
+                seed, width = parse_pair(pair)
+                rows.append({"method": name.method, "lr": name.lr, "stack": name.stack, "width": str(width or ""),
+                             "target_seed": seed, "epoch": record["epoch"],
                              **{metric: record[metric] / target[metric] for metric in METRICS}})
     if not rows:
         raise QunlearnError(f"none of {len(record_files)} unlearned models recorded {', '.join(METRICS)} after its "
@@ -42,7 +44,7 @@ def epoch_table(record_files: list[Path]) -> pd.DataFrame:
 
 def mean_curves(table: pd.DataFrame) -> pd.DataFrame:
     """Per method, lr, stack and epoch: each ratio's mean over targets, and how many targets it averages."""
-    grouped = table.groupby(["method", "lr", "stack", "epoch"])
+    grouped = table.groupby([*CELL, "epoch"])
     return grouped[list(METRICS)].mean().join(grouped.size().rename("targets")).reset_index()
 
 
@@ -50,7 +52,7 @@ def settled_epoch(curves: pd.DataFrame, tolerance: float = 0.02) -> int:
     """The rule: the fewest measured epochs e such that, in every method × lr × stack, both forget ratios (mean over
     targets) at e and at every later measured epoch are within `tolerance` of their value at the last epoch."""
     settled_from = []
-    for _, cell in curves.groupby(["method", "lr", "stack"]):
+    for _, cell in curves.groupby(CELL):
         cell = cell.sort_values("epoch")
         last = cell.iloc[-1]
         off = (cell[list(FORGET_METRICS)] - last[list(FORGET_METRICS)]).abs().gt(tolerance).any(axis=1)
@@ -66,9 +68,10 @@ def plot_curves(curves: pd.DataFrame, chosen: int, out: Path) -> None:
     matplotlib.use("Agg")
     import seaborn as sns
 
-    long = curves.melt(id_vars=["method", "lr", "stack", "epoch"], value_vars=list(METRICS), var_name="metric",
+    long = curves.melt(id_vars=[*CELL, "epoch"], value_vars=list(METRICS), var_name="metric",
                        value_name="ratio to the target")
-    long["unlearning"] = long["method"] + " lr " + long["lr"] + " " + long["stack"]
+    long["unlearning"] = (long["method"] + " lr " + long["lr"] + " " + long["stack"]
+                          + long["width"].map(lambda w: f" w{w}" if w else ""))
     grid = sns.relplot(long, x="epoch", y="ratio to the target", hue="unlearning", col="metric", kind="line",
                        marker="o", height=3.2, aspect=1.1)
     for ax in grid.axes.flat:

@@ -74,6 +74,14 @@ def ladder_table(summary: pd.DataFrame, recovery: pd.DataFrame, contrast: pd.Dat
     return table.sort_values(["corpus", "stack", "format", "width"], ignore_index=True)
 
 
+def paper_point(paper_changes: dict[str, float], summary: pd.DataFrame) -> float | None:
+    """The paper's change at 4 bits (FP4) beside the ladder: the mean over the ladder's methods (without SURE) that
+    the paper's table has (claims.paper_changes); None where it has none of them."""
+    rows = headline_rows(summary)
+    mine = [paper_changes[m] for m in sorted(set(rows.loc[~rows["sure"], "method"])) if m in paper_changes]
+    return float(np.mean(mine)) if mine else None
+
+
 @dataclass
 class Fit:
     """measure = intercept + slope · log10(parameters), by least squares over the calibrated widths."""

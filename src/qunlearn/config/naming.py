@@ -112,9 +112,17 @@ def parse_target_folder(folder: str) -> int:
     return parse_pair(folder)[0]
 
 
+BASE_FOLDER_PATTERN = r"base(?:-w[0-9]+)?"
+
+
 def base_folder(width: int | None = None) -> str:
     """The pretrained base's folder under results/models: base, or base-w512 for a width rung."""
     return "base" if width is None else f"base-w{width}"
+
+
+def parse_base_folder(folder: str) -> int | None:
+    """base -> None (the run's own width), base-w512 -> 512."""
+    return None if folder == "base" else int(folder.removeprefix("base-w"))
 
 
 @dataclass(frozen=True)

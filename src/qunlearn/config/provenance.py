@@ -126,9 +126,8 @@ class Provenance:
         }
 
     def rung_settings(self, width: int) -> dict:
-        """What a width rung's models depend on beyond the run's own model settings."""
-        return {"architecture": self.architecture(width),
-                **{stage: self.training_settings(stage, width) for stage in ("pretrain", "finetune")}}
+        """What a width rung's models depend on beyond the run's own model settings: its whole model config."""
+        return {key: value for key, value in model_at(self.config["model"], width).items() if key != "widths"}
 
     def summary_row(self, model: ModelId, format_id: str) -> dict:
         """The summary's key columns for one metrics file (format_id: full, a format's or an attack's id)."""

@@ -3,7 +3,6 @@ width (the head size and the intermediate-to-hidden ratio kept, layers fixed), w
 
 from qunlearn.errors import QunlearnError
 
-STAGES = ("pretrain", "finetune")
 # Where the paper measured: Llama-2-7B's parameter count, the point the ladder's fit is extrapolated to.
 PAPER_PARAMETERS = 6.74e9
 
@@ -14,12 +13,13 @@ def head_size(model: dict) -> int:
 
 def rung_model(model: dict, hidden: int) -> dict:
     """`model` (the config's, validated) as the rung of this hidden size builds and trains it: heads and
-    intermediate scaled with hidden, the rung's own pretraining and fine-tuning values over the defaults."""
+    intermediate scaled with hidden, the rung's own seeds, and its own pretraining and fine-tuning values (each
+    mapping of the rung over the model's mapping of the same name)."""
     rung = rungs(model)[hidden]
     return {**model, "hidden": hidden, "heads": hidden // head_size(model),
             "intermediate": hidden * model["intermediate"] // model["hidden"],
             "seeds": rung.get("seeds", model["seeds"]),
-            **{stage: {**model[stage], **rung.get(stage, {})} for stage in STAGES}}
+            **{key: {**model[key], **value} for key, value in rung.items() if isinstance(value, dict)}}
 
 
 def rungs(model: dict) -> dict[int, dict]:

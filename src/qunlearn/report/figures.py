@@ -303,7 +303,7 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
     """The width ladder (widths.csv): per measure (rows) and format (columns), each stack's value against parameter
     count (log), with its 95% interval; open markers for widths whose targets miss the calibration rule (left out of
     the fit); the fit over the calibrated widths, dashed, extended to Llama-2-7B's size with its interval there;
-    and the paper's NPO_GDR change at FP4 (ratio view) as a star."""
+    and the paper's change at FP4 for the ladder's methods (ratio view; widths.paper_point) as a star."""
     from qunlearn.analysis.widths import MEASURES
     from qunlearn.config.widths import PAPER_PARAMETERS
 
@@ -334,7 +334,7 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
                                                               [result["at_paper_hi"] - result["at_paper"]]])
             if measure == "vs_full" and format_id == "bnb-fp4-w4" and paper_change is not None:
                 ax.plot([PAPER_PARAMETERS], [paper_change], marker="*", markersize=12, color="black", linestyle="",
-                        label="paper, NPO_GDR (Llama-2-7B)")
+                        label="the paper (Llama-2-7B, the same methods)")
             ax.axhline(0, color="grey", linewidth=0.6)
             ax.set_xscale("log")
             ax.set_xlim(table["parameters"].min() / 2, PAPER_PARAMETERS * 2)  # the ladder and where the paper is
