@@ -58,7 +58,9 @@ rule all:
         "results/tables/claims.tex",
         expand("results/plots/{figure}.png", figure=FIGURES),
         # the width ladder's answer, where the config has one
-        ["results/widths.csv", "results/tables/widths.tex"] if LADDER["rungs"] else [],
+        ["results/widths.csv", "results/tables/widths.tex"]
+        if rungs(config["model"])
+        else [],
 
 
 onsuccess:

@@ -35,7 +35,7 @@ def _study(tmp_path, after_attack, unattacked=lambda items: items):
             write_json(path, {**{m: float(np.mean(v)) for m, v in scores.items()}, "privleak_auc": 0.5,
                               "items": {m: list(map(float, v)) for m, v in scores.items()}})
             files.append(str(path))
-            rows.append(dict(corpus="news", width=256, target_seed=0, **{**described, "model": model}, format=attack or "full",
+            rows.append(dict(corpus="news", rung=0, width=256, target_seed=0, **{**described, "model": model}, format=attack or "full",
                              quantizer="none", bits=32, group_size="", attack=attack))
     table, _ = summarize(files, rows, [], {"news": None})
     return table, attack_verdicts(table, files, rows, {"news": SPLIT})

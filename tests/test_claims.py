@@ -36,7 +36,7 @@ def _summarized(tmp_path, back_to_target, collapsed=lambda target_seed: False, t
             path = tmp_path / f"{target_seed}-{model}-{format_id}.json"
             write_json(path, {**{m: float(np.mean(v)) for m, v in items.items()}, "privleak_auc": 0.5, "items": items})
             files.append(str(path))
-            rows.append(dict(corpus="news", width=256, target_seed=target_seed, model=model, audited=False, method=method, lr=lr,
+            rows.append(dict(corpus="news", rung=0, width=256, target_seed=target_seed, model=model, audited=False, method=method, lr=lr,
                              stack="bf16" if method else "", seed=0 if method else "", format=format_id,
                              quantizer=quantizer, bits=bits, group_size=group))
 
@@ -160,7 +160,7 @@ def test_the_min_k_scores_behind_privleak_are_listed_per_text_for_every_unattack
         path = tmp_path / f"{model}-{attack}.json"
         write_json(path, {"mink": {"forget": {"0.4": [1.0, 2.0]}, "holdout": {"0.4": [3.0, 4.0, 5.0]}}})
         files.append(str(path))
-        rows.append(dict(corpus="news", width=256, target_seed=0, model=model, method="", lr="", stack="", format="full",
+        rows.append(dict(corpus="news", rung=0, width=256, target_seed=0, model=model, method="", lr="", stack="", format="full",
                          attack=attack))
     scores = mink_scores(files, rows, 0.4)
     assert len(scores) == 2 * 5 and set(scores["model"]) == {"target", "npo_gdr_lr3e-5_bf16_s0"}

@@ -258,3 +258,13 @@ def test_a_target_folder_names_its_seed_and_width():
     with pytest.raises(ValueError, match="t0-w512 for a width rung"):
         parse_pair("t1-512")
     assert ModelId("toy-news", 1, "target", 512).folder == "toy-news/t1-w512/target"
+
+
+def test_only_the_run_s_rungs_name_jobs():
+    from qunlearn.config.naming import base_folder_pattern, target_folder_pattern
+
+    pattern, base = re.compile(target_folder_pattern([512, 128]) + "$"), re.compile(base_folder_pattern([512]) + "$")
+    assert [bool(pattern.match(f)) for f in ("t0", "t2-w512", "t1-w128", "t0-w256", "t0-w5120")] == [
+        True, True, True, False, False]
+    assert [bool(base.match(f)) for f in ("base", "base-w512", "base-w999")] == [True, True, False]
+    assert re.compile(target_folder_pattern() + "$").match("t0-w512") is None

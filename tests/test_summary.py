@@ -34,7 +34,7 @@ class Study:
             scores = {m: float(np.mean(v)) for m, v in items.items()}
             write_json(path, {**scores, "privleak_auc": 0.5, "items": items})
             self.files.append(str(path))
-            self.rows.append(dict(corpus=corpus, width=256, target_seed=target_seed, **row, format=format_id, quantizer=quantizer,
+            self.rows.append(dict(corpus=corpus, rung=0, width=256, target_seed=target_seed, **row, format=format_id, quantizer=quantizer,
                                   bits=bits, group_size=group))
 
     def summarize(self, only_target_seed=None):
@@ -189,7 +189,7 @@ def test_a_diverged_model_keeps_its_rows_marked_and_out_of_the_headline(tmp_path
     for stack, diverged in (("bf16", False), ("fp32", True)):
         merge = {"merge": {"surviving_share": 0.25}} if stack == "bf16" else {}  # as a merged adapter's record
         write_json(tmp_path / f"{stack}.json", {"diverged": diverged, **merge})
-        records.append((str(tmp_path / f"{stack}.json"), dict(corpus="news", width=256, target_seed=0,
+        records.append((str(tmp_path / f"{stack}.json"), dict(corpus="news", rung=0, width=256, target_seed=0,
                                                               model=f"npo_gdr_lr3e-5_{stack}_s0")))
     table, _ = summarize(study.files, study.rows, records, {"news": None})
     assert table.groupby("model")["diverged"].all().to_dict() == {
@@ -216,7 +216,7 @@ def test_headline_averages_constrained_methods_over_forget_metrics_per_corpus_an
 def _cells(targets: dict[int, float], methods: list[str]) -> pd.DataFrame:
     """Rows of one corpus' quantized group: per target seed and method, one unlearning seed whose change is the
     target's value (every method of a target alike)."""
-    return pd.DataFrame([dict(corpus="news", width=256, target_seed=seed, model=f"{method}_lr3e-5_bf16_s0", method=method,
+    return pd.DataFrame([dict(corpus="news", rung=0, width=256, target_seed=seed, model=f"{method}_lr3e-5_bf16_s0", method=method,
                               lr="3e-5", seed=0, format="rtn-w4g64", quantizer="rtn", bits=4, group_size=64,
                               change=value)
                          for seed, value in targets.items() for method in methods])

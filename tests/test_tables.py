@@ -35,7 +35,7 @@ def _summary():
     ]
     table = pd.DataFrame(rows, columns=["model", "target_seed", "method", "lr", "stack", "quantizer",
                                         "verbmem_f", "knowmem_f", "knowmem_r", "privleak"])
-    table = table.assign(corpus="toy-news", width=256, diverged=False, audited=table["model"] == "my-npo", attack="",
+    table = table.assign(corpus="toy-news", rung=0, width=256, diverged=False, audited=table["model"] == "my-npo", attack="",
                          bits=table["quantizer"].map(FORMATS), group_size=[64 if q == "rtn" else "" for q in table["quantizer"]],
                          format=table["quantizer"].map({"none": "full", "rtn": "rtn-w4g64"}),
                          seed=["" if m == "" else 0 for m in table["method"]])
@@ -144,7 +144,7 @@ def test_every_figure_is_drawn(tmp_path):
     tension = pd.DataFrame([("bf16", "npo_gdr", 3e-5, False, "rtn-w4g64", 0.8, 0.7, 0.9, 0.15, 0.05, 0.25, 3),
                             ("fp32", "npo_gdr", 1e-4, True, "rtn-w4g64", 0.6, 0.5, 0.7, 0.0, -0.05, 0.04, 3)],
                            columns=TENSION_COLUMNS)
-    mink = pd.DataFrame([("toy-news", 256, 0, model, method, lr, stack, format_id, split, score)
+    mink = pd.DataFrame([("toy-news", 0, model, method, lr, stack, format_id, split, score)
                          for model, method, lr, stack in [("target", "", "", ""), ("npo_gdr_lr3e-5_bf16_s0", "npo_gdr",
                                                                                     "3e-5", "bf16")]
                          for format_id in ("full", "rtn-w4g64") for split, score in [("forget", 1.0), ("holdout", 3.0)]],

@@ -33,9 +33,15 @@ def test_parameter_counts_are_the_built_models(toy_tokenizer):
                                               128: parameter_count(128, 4, 384, 2048)}
 
 
+def _rung(width):
+    """MODEL's own width is 256 (rung 0); every other is a rung of its own."""
+    return 0 if width == MODEL["hidden"] else width
+
+
 def _pair(width, seed, target, retrain):
     """A target's and its retrain model's full-precision rows, (VerbMem-f, KnowMem-f, KnowMem-r) each."""
-    return [{"corpus": "news", "width": width, "target_seed": seed, "model": model, "quantizer": "none", "attack": "",
+    return [{"corpus": "news", "rung": _rung(width), "width": width, "target_seed": seed, "model": model,
+             "quantizer": "none", "attack": "",
              "method": "", "diverged": False, "audited": False,
              **dict(zip(("verbmem_f", "knowmem_f", "knowmem_r"), values))}
             for model, values in (("target", target), ("retrain", retrain))]
@@ -49,6 +55,7 @@ def test_the_calibration_rule_reads_each_target_against_its_own_retrain_model():
             + _pair(128, 0, (45.0, 17.0, 20.0), (28.0, 3.0, 20.0))  # KnowMem-f margin 14: misses
             + _pair(128, 1, (45.0, 30.0, 20.0), (28.0, 3.0, 20.0)))
     table = target_calibration(pd.DataFrame(rows)).set_index(["width", "target_seed"])
+    assert table.loc[(256, 0), "rung"] == 0 and table.loc[(512, 0), "rung"] == 512
     assert table["meets_rule"].to_dict() == {(128, 0): False, (128, 1): True, (256, 0): True, (256, 1): True,
                                              (512, 0): False, (512, 1): False}
     assert table.loc[(512, 1), "retain_gap"] == pytest.approx(-10.5)
@@ -81,16 +88,17 @@ def _ladder(widths=(128, 256, 512, 768), slope=0.1, uncalibrated=()):
         summary += _pair(width, 0, (28.0 + margin, 3.0 + margin, 20.0), (28.0, 3.0, 20.0))
         change = {"bf16": slope * np.log10(parameters[width] / 1e6), "fp32": 0.0}
         for stack, value in change.items():
-            summary.append({"corpus": "news", "width": width, "target_seed": 0, "model": f"npo_gdr_lr3e-5_{stack}_s0",
+            summary.append({"corpus": "news", "rung": _rung(width), "width": width, "target_seed": 0,
+                            "model": f"npo_gdr_lr3e-5_{stack}_s0",
                             "method": "npo_gdr", "lr": "3e-5", "stack": stack, "seed": 0, "format": "rtn-w4g64",
                             "quantizer": "rtn", "bits": 4, "group_size": 64, "attack": "", "diverged": False,
                             "audited": False, "surviving_update": 0.5 if stack == "bf16" else 1.0, "moved": 0.3})
-            recovery.append({"corpus": "news", "width": width, "stack": stack, "sure": False, "format": "rtn-w4g64",
+            recovery.append({"corpus": "news", "rung": _rung(width), "stack": stack, "sure": False, "format": "rtn-w4g64",
                              "quantizer": "rtn", "bits": 4, "targets": 1, "vs_full": value, "vs_full_lo": value - 0.05,
                              "vs_full_hi": value + 0.05, "verdict": "recovered", "excess_vs_full": 2 * value,
                              "excess_vs_full_lo": 2 * value - 0.1, "excess_vs_full_hi": 2 * value + 0.1,
                              "excess_verdict": "recovered", "targets_agree": 1})
-        contrast.append({"corpus": "news", "width": width, "sure": False, "format": "rtn-w4g64", "stack": "bf16",
+        contrast.append({"corpus": "news", "rung": _rung(width), "sure": False, "format": "rtn-w4g64", "stack": "bf16",
                          "baseline": "fp32", "contrast": change["bf16"], "contrast_lo": change["bf16"] - 0.05,
                          "contrast_hi": change["bf16"] + 0.05, "verdict": "higher", "targets": 1, "targets_above": 1})
     return pd.DataFrame(summary), pd.DataFrame(recovery), pd.DataFrame(contrast), parameters

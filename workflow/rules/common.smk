@@ -26,13 +26,13 @@ from qunlearn.config.naming import (
     MERGED_NAME_PATTERN,
     SERVED_NAME_PATTERN,
     TRAINED_NAME_PATTERN,
-    TARGET_FOLDER_PATTERN,
-    BASE_FOLDER_PATTERN,
     ModelId,
     base_folder,
+    base_folder_pattern,
     parse_base_folder,
     parse_pair,
     target_folder,
+    target_folder_pattern,
 )
 from qunlearn.config.widths import ladder_parameters, model_at, rungs
 from qunlearn.models.files import hidden_size
@@ -150,14 +150,6 @@ MEASUREMENTS = [
 ]
 
 
-# The width ladder's rungs (model.widths) and the corpora they apply to: the claims, tables and figures read the
-# run's own width, widths.csv the ladder.
-LADDER = dict(
-    rungs=list(rungs(config["model"])),
-    embedded=[c for c in CORPORA if "embedded" in config["corpora"][c]],
-)
-
-
 def one_of(names):
     """A wildcard constraint matching exactly these names (none: nothing)."""
     return "|".join(map(re.escape, names)) if names else "^$"
@@ -169,8 +161,8 @@ LABEL = "[A-Za-z0-9][A-Za-z0-9_.+-]*"  # target, retrain, grid names and audit l
 
 wildcard_constraints:
     corpus=one_of(CORPORA),
-    pair=TARGET_FOLDER_PATTERN,
-    base=BASE_FOLDER_PATTERN,
+    pair=target_folder_pattern(rungs(config["model"])),
+    base=base_folder_pattern(rungs(config["model"])),
     role="target|retrain",
     model=LABEL,
     unlearned=LABEL,

@@ -71,7 +71,6 @@ rule summarize:
     resources:
         **job_resources("summarize"),
     params:
-        **LADDER,
         rows=[
             PROVENANCE.summary_row(model, format_id)
             for model, format_id in EVALUATIONS
@@ -144,8 +143,6 @@ rule tables:
         "../../envs/report.yaml"
     resources:
         **job_resources("tables"),
-    params:
-        **LADDER,
     script:
         "../scripts/tables.py"
 
@@ -180,7 +177,6 @@ rule plots:
     resources:
         **job_resources("plots"),
     params:
-        **LADDER,
         margin=config["report"]["margin"],
     script:
         "../scripts/plots.py"

@@ -7,7 +7,7 @@ from qunlearn.workflow import start
 
 start(snakemake)
 i, p = snakemake.input, snakemake.params
-own = lambda table: at_own_width(table, p.rungs, p.embedded)  # noqa: E731 (the ladder has its own figure)
+own = at_own_width  # the run's own width: the width ladder has its own figure (widths.png)
 draw_all(own(read_summary(i.summary)), own(pd.read_csv(i.recovery)), own(pd.read_csv(i.by_target)), read_paper(i.paper),
          pd.read_csv(i.attacks), pd.read_csv(i.tension),
          pd.read_csv(i.mink), dict(snakemake.output.items()), p.margin)

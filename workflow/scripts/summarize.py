@@ -1,7 +1,7 @@
 from qunlearn.analysis.attacks import attack_verdicts
 from qunlearn.analysis.claims import claims, tension_points
 from qunlearn.analysis.privleak import mink_scores
-from qunlearn.analysis.summary import at_own_width, summarize, write_summary
+from qunlearn.analysis.summary import OWN_WIDTH, at_own_width, summarize, write_summary
 from qunlearn.data.splits import ForgetSplit
 from qunlearn.io import read_json, write_text
 from qunlearn.report.tables import read_paper
@@ -12,9 +12,8 @@ i, p = snakemake.input, snakemake.params
 table, samples = summarize(i.metrics, p.rows, list(zip(i.records, p.record_rows, strict=True)), p.auc_retrain,
                            mechanism=list(zip(i.mechanism, p.mechanism_rows, strict=True)), margin=p.margin)
 write_summary(table, samples, p.margin, dict(snakemake.output.items()))
-own = at_own_width(table, p.rungs, p.embedded)  # the claims and attacks are the run's own width's
-rows = [(path, row) for path, row in zip(i.metrics, p.rows, strict=True)
-        if not (row["width"] in p.rungs and row["corpus"] in p.embedded)]
+own = at_own_width(table)  # the claims and attacks are the run's own width's (widths.csv has the ladder)
+rows = [(path, row) for path, row in zip(i.metrics, p.rows, strict=True) if row["rung"] == OWN_WIDTH]
 splits = {corpus: ForgetSplit.from_json(read_json(path)) for corpus, path in zip(p.split_corpora, i.splits, strict=True)}
 write_text(snakemake.output.attacks, attack_verdicts(own, *zip(*rows), splits, p.margin).to_csv(index=False))
 write_text(snakemake.output.claims,

@@ -7,12 +7,12 @@ from qunlearn.report.tables import (attacks_table, claims_table, contrast_table,
 from qunlearn.workflow import start
 
 start(snakemake)
-i, o, p = snakemake.input, snakemake.output, snakemake.params
-own = lambda table: at_own_width(table, p.rungs, p.embedded)  # noqa: E731 (the ladder's table is widths.tex)
-summary = own(unattacked(read_summary(i.summary)))  # the attacked models' table is attacks.tex
+i, o = snakemake.input, snakemake.output
+# the run's own width (the width ladder's table is widths.tex); the attacked models' table is attacks.tex
+summary = at_own_width(unattacked(read_summary(i.summary)))
 write_text(o.main, main_table(summary))
-write_text(o.recovery, f"{recovery_table(own(pd.read_csv(i.recovery)))}\n% Per model\n{per_model_ratios_table(summary)}")
-write_text(o.contrast, contrast_table(own(pd.read_csv(i.contrast))))
+write_text(o.recovery, f"{recovery_table(at_own_width(pd.read_csv(i.recovery)))}\n% Per model\n{per_model_ratios_table(summary)}")
+write_text(o.contrast, contrast_table(at_own_width(pd.read_csv(i.contrast))))
 write_text(o.paper, paper_table(paper_comparison(summary, read_paper(i.paper))))
 write_text(o.attacks, attacks_table(pd.read_csv(i.attacks)))
 write_text(o.claims, claims_table(pd.read_csv(i.claims)))

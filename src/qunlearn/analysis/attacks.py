@@ -85,7 +85,7 @@ def _changes(unlearned: pd.DataFrame, attacks: list[str], scores: HeldOutScores)
             u_before, u_after = scores.model(*where, row["model"], ""), scores.model(*where, row["model"], attack)
             r_before, r_after = scores.model(*where, "retrain", ""), scores.model(*where, "retrain", attack)
             u_change, r_change = u_after["forget"] - u_before["forget"], r_after["forget"] - r_before["forget"]
-            records.append({**{k: row[k] for k in ("corpus", "width", "stack", "sure", "method", "lr", "target_seed",
+            records.append({**{k: row[k] for k in ("corpus", "rung", "stack", "sure", "method", "lr", "target_seed",
                                                     "seed")}, "attack": attack,
                             "change": u_change - r_change, "unlearned_change": u_change, "retrain_change": r_change,
                             "unlearned_before": u_before["forget"][0], "unlearned_after": u_after["forget"][0],

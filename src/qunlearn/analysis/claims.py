@@ -185,7 +185,7 @@ def _sure_against_plain(sure: pd.DataFrame, plain: pd.DataFrame, samples: dict, 
     specs = methods()
     sure = sure.assign(base=sure["method"].map(lambda m: specs[m].base))
     plain = plain.assign(base=plain["method"])
-    on = ["corpus", "width", "target_seed", "seed", "stack", "format", "bits", "base"]
+    on = ["corpus", "rung", "target_seed", "seed", "stack", "format", "bits", "base"]
     matched, differences = _paired_difference(sure, plain, on, samples)
     claim, found = CLAIMS["sure_below_plain_4bit"], []
     for key, part in _each_method_and_pooled(matched):
@@ -204,7 +204,7 @@ def _lr_contrasts(rows: pd.DataFrame, samples: dict, margin: float) -> list[dict
         if len(lrs) < 2:
             continue
         by_lr = {lr: group[group["lr"].astype(float) == lr] for lr in lrs}
-        on = ["corpus", "width", "target_seed", "seed"]
+        on = ["corpus", "rung", "target_seed", "seed"]
         matched, differences = _paired_difference(by_lr[lrs[-1]], by_lr[lrs[0]], on, samples)
         change = _estimate(matched, "difference", lambda row: differences[row["key"]],
                            (claim.name, method, stack, format_id))

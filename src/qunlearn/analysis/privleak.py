@@ -4,7 +4,7 @@ import pandas as pd
 
 from qunlearn.io import read_json
 
-SCORE_COLUMNS = ["corpus", "width", "target_seed", "model", "method", "lr", "stack", "format", "split", "score"]
+SCORE_COLUMNS = ["corpus", "target_seed", "model", "method", "lr", "stack", "format", "split", "score"]
 
 
 def mink_scores(metric_files: list[str], rows: list[dict], k: float) -> pd.DataFrame:

@@ -20,8 +20,10 @@ FORGET_METRICS = ("verbmem_f", "knowmem_f")
 QUANTIZATION_KEYS = ["format", "quantizer", "bits", "group_size"]  # format: the id (full, rtn-w4g64, bnb-fp4-w4)
 # An attacked model (attack.smk) is a format of its own: the attack's id, "" for every other row.
 FORMAT_KEYS = [*QUANTIZATION_KEYS, "attack"]
-# A target is a corpus' target seed at one width (the width ladder's rungs share the run's target seeds).
-TARGET_KEYS = ["corpus", "width", "target_seed"]
+# A target is a corpus' target seed at the run's own width (rung 0) or at a rung of the width ladder (model.widths;
+# `rung` its hidden size), whose targets share the run's seeds. `width` is every row's hidden size, the run's own too.
+TARGET_KEYS = ["corpus", "rung", "target_seed"]
+OWN_WIDTH = 0  # the `rung` of the run's own width
 ROW_KEYS = [*TARGET_KEYS, "model", *FORMAT_KEYS]
 FULL = dict(format="full", quantizer="none", bits=32, group_size="", attack="")
 # The two views of how much forget-set knowledge a model keeps, per forget metric m at precision p:
@@ -158,10 +160,10 @@ def add_utility(table: pd.DataFrame, resampled: list[dict[str, np.ndarray]], sam
     return table.assign(utility=utility)
 
 
-def at_own_width(table: pd.DataFrame, rungs: list[int], embedded: list[str]) -> pd.DataFrame:
-    """Every row but the width ladder's rungs' (model.widths, of the embedded corpora and their pool `all`): the
-    claims, attacks, tables and figures read the run's own width; widths.csv reads the ladder."""
-    return table[~(table["width"].isin(rungs) & table["corpus"].isin([*embedded, "all"]))]
+def at_own_width(table: pd.DataFrame) -> pd.DataFrame:
+    """Every row but the width ladder's rungs' (model.widths): the claims, attacks, tables and figures read the run's
+    own width; widths.csv reads the ladder."""
+    return table[table["rung"] == OWN_WIDTH]
 
 
 def unattacked(table: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +204,7 @@ def _mechanism_columns(result: dict) -> dict:
 
 def _reference_auc(table: pd.DataFrame, target: list, auc_retrain: dict) -> float:
     """The configured AUC (real MUSE), else the full-precision AUC of the retrain model of the same target (corpus,
-    width and target seed)."""
+    rung and target seed)."""
     if auc_retrain.get(target[0]) is not None:
         return auc_retrain[target[0]]
     same_target = np.logical_and.reduce([table[k] == v for k, v in zip(TARGET_KEYS, target)])
@@ -210,12 +212,12 @@ def _reference_auc(table: pd.DataFrame, target: list, auc_retrain: dict) -> floa
     return float(row["privleak_auc"].iloc[0])
 
 
-HEADLINE_KEYS = ["width", "stack", "sure", *QUANTIZATION_KEYS]  # every width its own headline
+HEADLINE_KEYS = ["stack", "sure", *QUANTIZATION_KEYS, "rung"]  # every rung of the width ladder its own headline
 CHANGE_COLUMNS = [f"{prefix}{suffix}" for prefix in ("vs_full", "excess_vs_full") for suffix in ("", "_lo", "_hi")]
 HEADLINE_COLUMNS = ["corpus", *HEADLINE_KEYS, "mean_recovery_ratio", "mean_excess", "values", "targets",
                     *CHANGE_COLUMNS, "verdict", "excess_verdict", "targets_agree", "target_verdicts",
                     "excess_targets_agree", "excess_target_verdicts"]
-CONTRAST_COLUMNS = ["corpus", "width", "sure", *QUANTIZATION_KEYS, "stack", "baseline", "contrast", "contrast_lo",
+CONTRAST_COLUMNS = ["corpus", "rung", "sure", *QUANTIZATION_KEYS, "stack", "baseline", "contrast", "contrast_lo",
                     "contrast_hi", "verdict", "targets", "targets_above"]
 
 
@@ -234,6 +236,12 @@ def group_rng(key) -> np.random.Generator:
     return np.random.default_rng([bootstrap.SEED, *"|".join(map(str, key)).encode()])
 
 
+def group_key(values: dict) -> tuple:
+    """A group's key for its generator: its values, the rung left out at the run's own width (whose intervals
+    stay those of runs before the width ladder)."""
+    return tuple(v for k, v in values.items() if not (k == "rung" and v == OWN_WIDTH))
+
+
 def _forget_mean(rows: pd.DataFrame, view: str) -> pd.Series:
     """Each row's mean of a view over the forget metrics (undefined where either is)."""
     return rows[[f"{m}_{view}" for m in FORGET_METRICS]].mean(axis=1, skipna=False)
@@ -244,11 +252,11 @@ class Change:
     """One group's change from full precision: its estimate, its bootstrap samples, and each target's estimate."""
     estimate: float
     samples: np.ndarray
-    by_target: dict[tuple, float]  # (corpus, width, target_seed) -> that target's own estimate
+    by_target: dict[tuple, float]  # (corpus, rung, target_seed) -> that target's own estimate
 
 
 def _cells_by_target(rows: pd.DataFrame):
-    """(corpus, width, target seed) -> the target's method × lr cells, each the rows of its unlearning seeds."""
+    """(corpus, rung, target seed) -> the target's method × lr cells, each the rows of its unlearning seeds."""
     for target, target_rows in rows.groupby(TARGET_KEYS, sort=True):
         yield target, [cell for _, cell in target_rows.groupby(["method", "lr"], sort=False)]
 
@@ -293,7 +301,8 @@ def headline(table: pd.DataFrame, samples: dict | None = None, margin: float = v
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
     results = []
     for key, group in rows.groupby(HEADLINE_KEYS, sort=False, dropna=False):
-        parts = {corpus: _corpus_entry(part, (corpus, *key), samples, margin)
+        parts = {corpus: _corpus_entry(part, group_key({"corpus": corpus, **dict(zip(HEADLINE_KEYS, key))}), samples,
+                                       margin)
                  for corpus, part in group.groupby("corpus", sort=False)}
         for corpus, (entry, _) in parts.items():
             results.append({"corpus": corpus, **dict(zip(HEADLINE_KEYS, key)), **entry})
@@ -364,7 +373,8 @@ def headline_by_target(table: pd.DataFrame, samples: dict, margin: float = verdi
     results = []
     for (corpus, target_seed, *key), group in rows.groupby(["corpus", "target_seed", *HEADLINE_KEYS], sort=False,
                                                           dropna=False):
-        entry, _ = _corpus_entry(group, (corpus, target_seed, *key), samples, margin)
+        entry, _ = _corpus_entry(group, group_key({"corpus": corpus, "target_seed": target_seed,
+                                                   **dict(zip(HEADLINE_KEYS, key))}), samples, margin)
         results.append({"corpus": corpus, "target_seed": target_seed, **dict(zip(HEADLINE_KEYS, key)), **entry})
     return pd.DataFrame(results, columns=columns) if results else pd.DataFrame(columns=columns)
 
@@ -413,7 +423,7 @@ def contrast(table: pd.DataFrame, samples: dict, margin: float = verdicts.MARGIN
     if rows.empty:
         return pd.DataFrame(columns=CONTRAST_COLUMNS)
     rows = rows.assign(change=[samples[key]["ratio"] for key in zip(*(rows[k] for k in ROW_KEYS))])
-    keys, pairs = ["width", "sure", *FORMAT_KEYS], ["corpus", "method", "lr", "target_seed", "seed"]
+    keys, pairs = ["sure", *FORMAT_KEYS, "rung"], ["corpus", "method", "lr", "target_seed", "seed"]
     # every other stack is compared with those with fp32 master weights
     baselines = [name for name, stack in STACKS.items() if stack.fp32_master and name in set(rows["stack"])]
     results = []
@@ -424,7 +434,8 @@ def contrast(table: pd.DataFrame, samples: dict, margin: float = verdicts.MARGIN
                 matched = part.join(by_stack.get(baseline, part.iloc[:0]), how="inner", suffixes=("", "_base"))
                 if stack == baseline or matched.empty:
                     continue
-                changes = [_contrast_change(corpus_rows, (corpus, *key, stack, baseline))
+                changes = [_contrast_change(corpus_rows, group_key({"corpus": corpus, **dict(zip(keys, key)),
+                                                                    "stack": stack, "baseline": baseline}))
                            for corpus, corpus_rows in matched.reset_index().groupby("corpus", sort=False)]
                 for corpus, change in [*zip(matched.index.unique("corpus"), changes), ("all", pooled(changes))]:
                     results.append(_contrast_row({"corpus": corpus, **dict(zip(keys, key))}, stack, baseline, change,
@@ -456,7 +467,7 @@ def format_table(table: pd.DataFrame, headline_table: pd.DataFrame, contrast_tab
     """The text printed at the end of a run: every row, then the answer (last, where a terminal shows it)."""
     number = lambda x: f"{x:.2f}"  # noqa: E731
     attacked = ["attack"] if (table["attack"] != "").any() else []
-    width = ["width"] if table["width"].nunique() > 1 else []  # the width ladder's runs
+    width = ["rung"] if (table["rung"] != OWN_WIDTH).any() else []  # the width ladder's runs
     columns = ["corpus", *width, "target_seed", "model", "quantizer", "bits", *attacked, *METRICS,
                *(f"{m}_ratio" for m in FORGET_METRICS)]
     text = [table[columns].to_string(index=False, float_format=number), ""]
@@ -491,7 +502,7 @@ def long_form(table: pd.DataFrame) -> pd.DataFrame:
     return table.melt(id_vars=keys, value_vars=values, var_name="metric", value_name="value").dropna(subset=["value"])
 
 
-VERDICT_COLUMNS = ["corpus", "width", "target_seed", "model", "audited", "method", "lr", "stack", "seed",
+VERDICT_COLUMNS = ["corpus", "rung", "width", "target_seed", "model", "audited", "method", "lr", "stack", "seed",
                    "quantizer", "bits", "group_size", *FORGET_METRICS,
                    *(f"{m}_{view}" for view in VIEWS for m in FORGET_METRICS),
                    "ratio_vs_full", "ratio_vs_full_lo", "ratio_vs_full_hi", "verdict",

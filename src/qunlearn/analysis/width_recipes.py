@@ -28,12 +28,23 @@ FALLBACK_PRETRAIN_LR = 1e-3  # for a rung whose base does not train at the run's
 WORKFLOW = Path(__file__).resolve().parents[3]  # the repository: its Snakefile runs every job
 
 
+def the_rung(config: dict, hidden: int) -> dict:
+    """The config's rung of this hidden size, or a clear error naming the rungs there are."""
+    rungs = [r for r in config.get("model", {}).get("widths", []) if r["hidden"] == hidden]
+    if not rungs:
+        listed = [r["hidden"] for r in config.get("model", {}).get("widths", [])]
+        raise QunlearnError(f"{hidden} is not a rung of the config's model.widths (its rungs: {listed})",
+                            "name one of them, or add {hidden: %d} to model.widths" % hidden)
+    return rungs[0]
+
+
 def with_recipe(config: dict, hidden: int, epochs: int, lr: float, pretrain_lr: float | None) -> dict:
-    """The config with only this rung on the ladder, fine-tuned by the recipe."""
-    (rung,) = [dict(r) for r in config["model"]["widths"] if r["hidden"] == hidden]
-    rung["finetune"] = {**rung.get("finetune", {}), "epochs": epochs, "lr": lr}
+    """The config with only this rung on the ladder, fine-tuned by the recipe and pretrained as the run's own base
+    is, or at `pretrain_lr` (any recipe the config's rung already names is replaced)."""
+    rung = {key: value for key, value in the_rung(config, hidden).items() if key not in ("pretrain", "finetune")}
+    rung["finetune"] = {"epochs": epochs, "lr": lr}
     if pretrain_lr is not None:
-        rung["pretrain"] = {**rung.get("pretrain", {}), "lr": pretrain_lr}
+        rung["pretrain"] = {"lr": pretrain_lr}
     return {**config, "model": {**config["model"], "widths": [rung]}}
 
 
@@ -83,8 +94,10 @@ def pretraining_lr(config: dict, hidden: int, cores: int) -> tuple[float | None,
 def calibrate(config: dict, hidden: int, cores: int) -> pd.DataFrame:
     """Every recipe tried, in order, until one meets the rule in every target; one row per target and recipe."""
     corpora = [name for name, spec in config["corpora"].items() if "embedded" in spec]
-    (rung,) = [r for r in config["model"]["widths"] if r["hidden"] == hidden]
-    seeds = rung.get("seeds", config["model"].get("seeds", [0]))
+    if not corpora:
+        raise QunlearnError("the config has no embedded corpus, whose models a rung trains",
+                            "calibrate with a config that has one (presets/widths.yaml)")
+    seeds = the_rung(config, hidden).get("seeds", config["model"].get("seeds", [0]))
     pretrain_lr, losses = pretraining_lr(config, hidden, cores)
     tried = []
     for epochs, lr in RECIPES:
@@ -111,6 +124,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     try:
+        if not args.config.is_file():
+            raise QunlearnError(f"config file {args.config} does not exist", "name a config, e.g. presets/widths.yaml")
         tried = calibrate(yaml.safe_load(args.config.read_text()), args.hidden, args.cores)
     except QunlearnError as error:
         raise SystemExit(explained(error)) from None

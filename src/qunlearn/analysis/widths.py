@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from qunlearn.analysis.summary import TARGET_KEYS, headline_rows, unattacked, without_lone_pool
+from qunlearn.analysis.summary import TARGET_KEYS, headline_rows, unattacked
 from qunlearn.config.widths import PAPER_PARAMETERS
 
 # The calibration rule for every width (docs/calibration.md, "Widths"), on full-precision metrics only: each target
 # knows its forget set at least this many points above its retrain model, and keeps the retain knowledge within
 # RETAIN_DROP points below it.
 KNOWMEM_MARGIN, VERBMEM_MARGIN, RETAIN_DROP = 15.0, 8.0, 10.0
-CALIBRATION_COLUMNS = [*TARGET_KEYS, "target_verbmem_f", "retrain_verbmem_f", "target_knowmem_f",
+CALIBRATION_COLUMNS = [*TARGET_KEYS, "width", "target_verbmem_f", "retrain_verbmem_f", "target_knowmem_f",
                        "retrain_knowmem_f", "target_knowmem_r", "retrain_knowmem_r", "verbmem_margin",
                        "knowmem_margin", "retain_gap", "meets_rule"]
 # The measures the ladder reads per width × stack × format, each with its interval columns where it has one.
@@ -24,13 +24,13 @@ MEASURES = {"vs_full": "recovery change (ratio view)", "excess_vs_full": "recove
 
 
 def target_calibration(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per target (corpus, width, seed): its own and its retrain model's full-precision metrics, the margins the rule
-    reads, and whether it meets the rule."""
+    """Per target (corpus, rung, seed) with its width: its own and its retrain model's full-precision metrics, the
+    margins the rule reads, and whether it meets the rule."""
     full = unattacked(summary)
     full = full[full["quantizer"] == "none"]
-    pairs = full[full["model"] == "target"].merge(full[full["model"] == "retrain"], on=TARGET_KEYS,
+    pairs = full[full["model"] == "target"].merge(full[full["model"] == "retrain"], on=[*TARGET_KEYS, "width"],
                                                   suffixes=("_t", "_r"))
-    rows = pd.DataFrame({**{k: pairs[k] for k in TARGET_KEYS},
+    rows = pd.DataFrame({**{k: pairs[k] for k in (*TARGET_KEYS, "width")},
                          **{f"{role}_{m}": pairs[f"{m}_{s}"] for role, s in (("target", "t"), ("retrain", "r"))
                             for m in ("verbmem_f", "knowmem_f", "knowmem_r")}})
     rows["verbmem_margin"] = rows["target_verbmem_f"] - rows["retrain_verbmem_f"]
@@ -42,20 +42,22 @@ def target_calibration(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def calibrated(calibration: pd.DataFrame) -> pd.DataFrame:
-    """Per corpus and width: whether every target meets the rule (the width enters the fit only then)."""
-    return calibration.groupby(["corpus", "width"], as_index=False).agg(
+    """Per corpus and rung (with its width): whether every target meets the rule (the width enters the fit only
+    then)."""
+    return calibration.groupby(["corpus", "rung", "width"], as_index=False).agg(
         calibrated=("meets_rule", "all"), targets=("meets_rule", "size"))
 
 
 def ladder_table(summary: pd.DataFrame, recovery: pd.DataFrame, contrast: pd.DataFrame,
                  parameters: dict[int, int]) -> pd.DataFrame:
-    """Per corpus, width, stack and quantized format (utility-constrained methods without SURE, as the headline):
-    the parameter count, whether the width is calibrated, both views' change from full precision with intervals and
-    verdicts, the mean surviving update and moved fraction, and (for stacks with an fp32-master baseline) the stack's
-    change minus fp32's with its interval."""
-    changes = without_lone_pool(recovery)
-    changes = changes[(changes["quantizer"] != "none") & ~changes["sure"].astype(bool)]
-    keys = ["corpus", "width", "stack", "format"]
+    """Per corpus, width, stack and quantized format (utility-constrained methods without SURE, as the headline;
+    each corpus alone, not pooled): the parameter count, whether the width is calibrated, both views' change from
+    full precision with intervals and verdicts, the mean surviving update and moved fraction, and (for stacks with
+    an fp32-master baseline) the stack's change minus fp32's with its interval. `parameters` maps each width of the
+    embedded models to its parameter count (config.widths.ladder_parameters); other widths get none."""
+    changes = recovery[(recovery["corpus"] != "all") & (recovery["quantizer"] != "none")
+                       & ~recovery["sure"].astype(bool)]
+    keys = ["corpus", "rung", "stack", "format"]
     table = changes[[*keys, "quantizer", "bits", "targets", "vs_full", "vs_full_lo", "vs_full_hi", "verdict",
                      "excess_vs_full", "excess_vs_full_lo", "excess_vs_full_hi", "excess_verdict", "targets_agree"]]
     rows = headline_rows(summary)
@@ -68,10 +70,13 @@ def ladder_table(summary: pd.DataFrame, recovery: pd.DataFrame, contrast: pd.Dat
         "verdict": "contrast_verdict", "targets_above": "contrast_targets_above"})
     table = table.merge(fp32[[*keys, "minus_fp32", "minus_fp32_lo", "minus_fp32_hi",
                               "contrast_verdict", "contrast_targets_above"]], on=keys, how="left")
-    table = table.merge(calibrated(target_calibration(summary)).drop(columns="targets"), on=["corpus", "width"],
+    table = table.merge(calibrated(target_calibration(summary)).drop(columns="targets"), on=["corpus", "rung"],
                         how="left")
-    table.insert(2, "parameters", table["width"].map(parameters))
-    return table.sort_values(["corpus", "stack", "format", "width"], ignore_index=True)
+    table["calibrated"] = table["calibrated"].fillna(False).astype(bool)  # no target and retrain rows: unread
+    table["parameters"] = table["width"].map(parameters)
+    first = ["corpus", "width", "parameters"]
+    return table[[*first, *(c for c in table if c not in first)]].sort_values(["corpus", "stack", "format", "width"],
+                                                                             ignore_index=True)
 
 
 def paper_point(paper_changes: dict[str, float], summary: pd.DataFrame) -> float | None:
@@ -99,7 +104,7 @@ def fit(parameters: np.ndarray, values: np.ndarray, at: float = PAPER_PARAMETERS
     """The line through (log10 parameters, value), with the slope's and the extrapolated mean's 95% intervals; None
     with fewer than three points (no interval is left)."""
     x, y = np.log10(np.asarray(parameters, float)), np.asarray(values, float)
-    keep = np.isfinite(y)
+    keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if len(x) < 3:
         return None
@@ -120,7 +125,7 @@ FIT_COLUMNS = ["corpus", "stack", "format", "measure", *Fit.__dataclass_fields__
 def ladder_fits(table: pd.DataFrame) -> pd.DataFrame:
     """A fit per corpus, stack, format and measure, over the calibrated widths (none where fewer than three are)."""
     found = []
-    for (corpus, stack, format_id), group in table[table["calibrated"].fillna(False).astype(bool)].groupby(
+    for (corpus, stack, format_id), group in table[table["calibrated"]].groupby(
             ["corpus", "stack", "format"], sort=False):
         for measure in MEASURES:
             result = fit(group["parameters"], group[measure]) if measure in group else None

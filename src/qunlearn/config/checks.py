@@ -190,6 +190,9 @@ def check_config(config: dict) -> None:
                 raise QunlearnError(f"corpora.{name}.{key}: {spec[key]} does not exist", "point it at a local copy")
     check_adapters(config)
     check_shards(config, method_stacks(config))
+    if config["model"]["widths"] and not embedded:
+        raise QunlearnError("model.widths: the width ladder trains embedded models, and the config has no embedded "
+                            "corpus", "add one (presets/widths.yaml), or remove model.widths")
     if config["attacks"] and config["model"]["widths"]:
         raise QunlearnError("attacks and model.widths: the attacks are scored at the run's own width only",
                             "run the attacks and the width ladder in two configs (two --configfile runs)")

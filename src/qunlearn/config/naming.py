@@ -99,6 +99,21 @@ def target_folder(target_seed: int, width: int | None = None) -> str:
     return f"t{target_seed}" if width is None else f"t{target_seed}-w{width}"
 
 
+def _rung_suffix(widths) -> str:
+    widths = [str(int(w)) for w in widths]
+    return f"(?:-w(?:{'|'.join(widths)}))?" if widths else ""
+
+
+def target_folder_pattern(widths=()) -> str:
+    """The target folders of a run whose rungs are `widths` (a path at another width names no job)."""
+    return "t[0-9]+" + _rung_suffix(widths)
+
+
+def base_folder_pattern(widths=()) -> str:
+    """The base folders of a run whose rungs are `widths`."""
+    return "base" + _rung_suffix(widths)
+
+
 def parse_pair(folder: str) -> tuple[int, int | None]:
     """t1 -> (1, None); t1-w512 -> (1, 512)."""
     match = TARGET_FOLDER.match(folder)

@@ -127,7 +127,8 @@ class Provenance:
 
     def rung_settings(self, width: int) -> dict:
         """What a width rung's models depend on beyond the run's own model settings: its whole model config."""
-        return {key: value for key, value in model_at(self.config["model"], width).items() if key != "widths"}
+        return {key: value for key, value in model_at(self.config["model"], width).items()
+                if key not in ("seeds", "widths")}  # a target's own seed is target_seed
 
     def summary_row(self, model: ModelId, format_id: str) -> dict:
         """The summary's key columns for one metrics file (format_id: full, a format's or an attack's id)."""
@@ -136,6 +137,7 @@ class Provenance:
         saved = fmt["quantizer"] != "none" and backend(fmt["quantizer"]).saved
         return dict(
             corpus=model.corpus,
+            rung=model.width or 0,  # the width ladder's rung (model.widths), 0 at the run's own width
             width=self.width_of(model),
             target_seed=model.target_seed,
             model=model.name,

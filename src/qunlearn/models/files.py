@@ -100,6 +100,8 @@ def tokenizer_vocabulary(path: str | Path) -> dict[str, int]:
 
 def hidden_size(path: str | Path) -> int:
     """A checkpoint's width, as its config.json gives it (the summary's `width` for a real model)."""
+    if not (Path(path) / "config.json").is_file():
+        raise QunlearnError(f"{path} is not a model checkpoint (no config.json)", "point the config at a Hugging Face model folder")
     config = model_config(path)
     if not isinstance(config.get("hidden_size"), int):
         raise QunlearnError(f"{Path(path) / 'config.json'} has no hidden_size", "point the config at a Llama-family checkpoint")

@@ -313,7 +313,8 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
     if table.empty:
         _save_note("no width ladder: model.widths is empty", path)
         return
-    table = table[table["corpus"] == table["corpus"].iloc[0]]  # the first corpus (widths.csv has every one)
+    corpus = table["corpus"].iloc[0]  # the first corpus alone (widths.csv has every one)
+    table, fits = table[table["corpus"] == corpus], fits[fits["corpus"] == corpus]
     measures = [m for m in MEASURES if m in table and table[m].notna().any()]
     formats = list(dict.fromkeys(table["format"]))
     colours = dict(zip(dict.fromkeys(table["stack"]), seaborn.color_palette()))
@@ -347,7 +348,7 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
 
 def _ladder_points(ax, points: pd.DataFrame, measure: str, colour, stack: str) -> None:
     """One stack's widths: filled where calibrated, open where not, with the interval where the measure has one."""
-    for calibrated, part in points.groupby(points["calibrated"].fillna(False).astype(bool)):
+    for calibrated, part in points.groupby("calibrated"):
         low, high = (part[f"{measure}_lo"], part[f"{measure}_hi"]) if f"{measure}_lo" in part else (part[measure],) * 2
         ax.errorbar(part["parameters"], part[measure], yerr=[part[measure] - low, high - part[measure]], fmt="o",
                     color=colour, capsize=3, markerfacecolor=colour if calibrated else "none",

@@ -231,7 +231,7 @@ def widths_table(ladder: pd.DataFrame) -> str:
         return "% No width ladder: model.widths is empty\n"
     ladder = ladder.assign(
         Precision=ladder["format"].map(precision_label),
-        width=[f"{w}" + ("" if c else " (uncalibrated)") for w, c in zip(ladder["width"], ladder["calibrated"])],
+        width=[f"{w:g}" + ("" if c else " (uncalibrated)") for w, c in zip(ladder["width"], ladder["calibrated"])],
         change=[f"{_change(v, lo, hi, verdict)} ({agree}/{targets})" if pd.notna(v) else "undefined"
                 for v, lo, hi, verdict, agree, targets in zip(
             ladder["vs_full"], ladder["vs_full_lo"], ladder["vs_full_hi"], ladder["verdict"],
