@@ -143,3 +143,17 @@ def test_a_recipe_is_tried_on_its_rung_alone():
     assert with_recipe(config, 128, *RECIPES[0], None)["model"]["widths"] == [
         {"hidden": 128, "finetune": {"epochs": 40, "lr": 3e-3}}]
     assert RECIPES[0] == (MODEL["finetune"]["epochs"], MODEL["finetune"]["lr"])  # the rule starts at the default
+
+
+def test_the_driver_reads_a_rung_s_targets_from_their_evaluation_files(tmp_path, monkeypatch):
+    from qunlearn.analysis.width_recipes import read_targets
+    from qunlearn.io import write_json
+
+    monkeypatch.chdir(tmp_path)
+    for role, values in (("target", (50.0, 20.0, 30.0)), ("retrain", (28.0, 3.0, 35.0))):
+        write_json(f"results/metrics/news/t1-w512/{role}/full.json",
+                   dict(zip(("verbmem_f", "knowmem_f", "knowmem_r"), values)))
+    found = read_targets(["news"], [1], 512).iloc[0]
+    assert (found["rung"], found["width"], found["target_seed"]) == (512, 512, 1)
+    assert (found["verbmem_margin"], found["knowmem_margin"], found["retain_gap"]) == (22.0, 17.0, -5.0)
+    assert found["meets_rule"]

@@ -55,7 +55,7 @@ def metric_files(corpora: list[str], seeds: list[int], hidden: int) -> list[str]
 
 def read_targets(corpora: list[str], seeds: list[int], hidden: int) -> pd.DataFrame:
     """The rule's reading of these targets, from their evaluation files (as the summary would hold them)."""
-    rows = [{"corpus": corpus, "width": hidden, "target_seed": seed, "model": role, "quantizer": "none",
+    rows = [{"corpus": corpus, "rung": hidden, "width": hidden, "target_seed": seed, "model": role, "quantizer": "none",
              "attack": "", **read_json(f"results/metrics/{corpus}/{target_folder(seed, hidden)}/{role}/full.json")}
             for corpus in corpora for seed in seeds for role in ("target", "retrain")]
     return target_calibration(pd.DataFrame(rows))
