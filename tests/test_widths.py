@@ -157,3 +157,17 @@ def test_the_driver_reads_a_rung_s_targets_from_their_evaluation_files(tmp_path,
     assert (found["rung"], found["width"], found["target_seed"]) == (512, 512, 1)
     assert (found["verbmem_margin"], found["knowmem_margin"], found["retain_gap"]) == (22.0, 17.0, -5.0)
     assert found["meets_rule"]
+
+
+def test_the_ladder_figure_keeps_the_measured_points_in_view(monkeypatch, tmp_path):
+    from qunlearn.report import figures
+
+    summary, recovery, contrast, parameters = _ladder()
+    table = ladder_table(summary, recovery, contrast, parameters)
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure))
+    figures.width_ladder(table, ladder_fits(table), 0.59, tmp_path / "widths.png")
+    (figure,) = drawn
+    first = figure.axes[0]  # the ratio view's row: the ladder's intervals, 0 and the paper's +0.59
+    low, high = first.get_ylim()
+    assert low < 0 < table["vs_full_hi"].max() < 0.59 < high < 1.0

@@ -302,7 +302,8 @@ def draw_all(summary: pd.DataFrame, recovery: pd.DataFrame, by_target: pd.DataFr
 def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | None, path: str | Path) -> None:
     """The width ladder (widths.csv): per measure (rows) and format (columns), each stack's value against parameter
     count (log), with its 95% interval; open markers for widths whose targets miss the calibration rule (left out of
-    the fit); the fit over the calibrated widths, dashed, extended to Llama-2-7B's size with its interval there;
+    the fit); the fit over the calibrated widths, dashed, extended to Llama-2-7B's size with its interval there (which
+    may run off the panel: each row's range is the measured widths' and the paper's);
     and the paper's change at FP4 for the ladder's methods (ratio view; widths.paper_point) as a star."""
     from qunlearn.analysis.widths import MEASURES
     from qunlearn.config.widths import PAPER_PARAMETERS
@@ -341,9 +342,20 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
             ax.set_xlim(table["parameters"].min() / 2, PAPER_PARAMETERS * 2)  # the ladder and where the paper is
             ax.set_title(f"{precision_label(format_id)}: {MEASURES[measure]}", fontsize=8)
             ax.set_xlabel("parameters")
+        row[0].set_ylim(*_measured_range(table, measure, paper_change if measure == "vs_full" else None))
     handles = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
     axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     _save(figure, path)
+
+
+def _measured_range(table: pd.DataFrame, measure: str, paper_change: float | None) -> tuple[float, float]:
+    """A row's y range: the measured widths' intervals, 0 and the paper's point, padded; an extrapolation's wider
+    interval runs off the panel rather than flatten the measured points."""
+    bounds = [table[f"{measure}_{end}"] if f"{measure}_{end}" in table else table[measure] for end in ("lo", "hi")]
+    values = np.concatenate([np.asarray(b, float) for b in bounds] + [[0.0], [] if paper_change is None else [paper_change]])
+    low, high = np.nanmin(values), np.nanmax(values)
+    pad = 0.15 * (high - low or 1.0)
+    return low - pad, high + pad
 
 
 def _ladder_points(ax, points: pd.DataFrame, measure: str, colour, stack: str) -> None:
