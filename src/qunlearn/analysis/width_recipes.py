@@ -48,15 +48,19 @@ def with_recipe(config: dict, hidden: int, epochs: int, lr: float, pretrain_lr: 
     return {**config, "model": {**config["model"], "widths": [rung]}}
 
 
+def metric_file(corpus: str, seed: int, hidden: int, role: str) -> str:
+    return f"results/metrics/{corpus}/{target_folder(seed, hidden)}/{role}/full.json"
+
+
 def metric_files(corpora: list[str], seeds: list[int], hidden: int) -> list[str]:
-    return [f"results/metrics/{corpus}/{target_folder(seed, hidden)}/{role}/full.json"
-            for corpus in corpora for seed in seeds for role in ("target", "retrain")]
+    return [metric_file(corpus, seed, hidden, role) for corpus in corpora for seed in seeds
+            for role in ("target", "retrain")]
 
 
 def read_targets(corpora: list[str], seeds: list[int], hidden: int) -> pd.DataFrame:
     """The rule's reading of these targets, from their evaluation files (as the summary would hold them)."""
-    rows = [{"corpus": corpus, "rung": hidden, "width": hidden, "target_seed": seed, "model": role, "quantizer": "none",
-             "attack": "", **read_json(f"results/metrics/{corpus}/{target_folder(seed, hidden)}/{role}/full.json")}
+    rows = [{"corpus": corpus, "rung": hidden, "width": hidden, "target_seed": seed, "model": role,
+             "quantizer": "none", "attack": "", **read_json(metric_file(corpus, seed, hidden, role))}
             for corpus in corpora for seed in seeds for role in ("target", "retrain")]
     return target_calibration(pd.DataFrame(rows))
 
