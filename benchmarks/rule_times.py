@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qunlearn.config.naming import BASE_FOLDER_PATTERN, TARGET_FOLDER_PATTERN, parse_base_folder, parse_pair
+from qunlearn.config.naming import base_folder_pattern, parse_base_folder, parse_pair, target_folder_pattern
 
 # The jobs each model costs once it is trained (issue 36's measure of a run's cost per unlearned model).
 MODEL_RULES = ("unlearn", "quantize", "evaluate", "mechanism")
@@ -22,9 +22,9 @@ MODEL_RULES = ("unlearn", "quantize", "evaluate", "mechanism")
 def width_of(parts: tuple[str, ...]) -> str:
     """A job's width from its benchmark file's path: a rung's (t0-w512/..., base-w512.tsv), else the run's own."""
     for part in parts:
-        if re.fullmatch(TARGET_FOLDER_PATTERN, part):
+        if re.fullmatch(target_folder_pattern(None), part):
             width = parse_pair(part)[1]
-        elif re.fullmatch(BASE_FOLDER_PATTERN, part.removesuffix(".tsv")):
+        elif re.fullmatch(base_folder_pattern(None), part.removesuffix(".tsv")):
             width = parse_base_folder(part.removesuffix(".tsv"))
         else:
             continue

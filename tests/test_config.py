@@ -268,3 +268,4 @@ def test_only_the_run_s_rungs_name_jobs():
         True, True, True, False, False]
     assert [bool(base.match(f)) for f in ("base", "base-w512", "base-w999")] == [True, True, False]
     assert re.compile(target_folder_pattern() + "$").match("t0-w512") is None
+    assert re.compile(target_folder_pattern(None) + "$").match("t0-w512")  # any width (benchmarks/rule_times.py)

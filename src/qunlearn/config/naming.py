@@ -15,7 +15,6 @@ import numpy as np
 BASE_ROLES = ("target", "retrain")
 # t0 holds target seed 0's models at the run's own width (model.hidden), t0-w512 those of the width ladder's rung
 # at hidden 512 (model.widths): every path and hash of the default width stays as it was before the ladder.
-TARGET_FOLDER_PATTERN = r"t[0-9]+(?:-w[0-9]+)?"
 TARGET_FOLDER = re.compile(r"^t(\d+)(?:-w(\d+))?$")
 # How an adapter unlearned by the grid is served (docs/adapters.md), each its own model: merged into the target
 # loaded in bf16 or fp32 (a checkpoint, quantized like any model), or unmerged on top of the target in each format,
@@ -100,17 +99,20 @@ def target_folder(target_seed: int, width: int | None = None) -> str:
 
 
 def _rung_suffix(widths) -> str:
+    """None: any width; else only these rungs (none: the run's own width alone)."""
+    if widths is None:
+        return "(?:-w[0-9]+)?"
     widths = [str(int(w)) for w in widths]
     return f"(?:-w(?:{'|'.join(widths)}))?" if widths else ""
 
 
 def target_folder_pattern(widths=()) -> str:
-    """The target folders of a run whose rungs are `widths` (a path at another width names no job)."""
+    """The target folders of a run whose rungs are `widths` (a path at another width names no job; None: any)."""
     return "t[0-9]+" + _rung_suffix(widths)
 
 
 def base_folder_pattern(widths=()) -> str:
-    """The base folders of a run whose rungs are `widths`."""
+    """The base folders of a run whose rungs are `widths` (None: any)."""
     return "base" + _rung_suffix(widths)
 
 
@@ -125,9 +127,6 @@ def parse_pair(folder: str) -> tuple[int, int | None]:
 def parse_target_folder(folder: str) -> int:
     """The target seed of a target folder."""
     return parse_pair(folder)[0]
-
-
-BASE_FOLDER_PATTERN = r"base(?:-w[0-9]+)?"
 
 
 def base_folder(width: int | None = None) -> str:
