@@ -113,7 +113,8 @@ def calibrate(config: dict, hidden: int, cores: int) -> pd.DataFrame:
             found = read_targets(corpora, batch, hidden).assign(epochs=epochs, lr=lr, pretrain_lr=pretrain_lr,
                                                                 **losses)
             tried.append(found)
-            print(found.to_string(index=False, float_format=lambda x: f"{x:.1f}"), flush=True)
+            # significant digits, not decimals: a fixed 1-decimal format printed the lrs (1e-3) as 0.0
+            print(found.to_string(index=False, float_format=lambda x: f"{x:.4g}"), flush=True)
             if not found["meets_rule"].all():
                 break
         else:
