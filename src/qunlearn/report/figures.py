@@ -341,8 +341,9 @@ def width_ladder(table: pd.DataFrame, fits: pd.DataFrame, paper_change: float | 
             ax.set_xscale("log")
             ax.set_xlim(table["parameters"].min() / 2, PAPER_PARAMETERS * 2)  # the ladder and where the paper is
             ax.set_title(f"{precision_label(format_id)}: {MEASURES[measure]}", fontsize=8)
-            ax.set_xlabel("parameters")
         row[0].set_ylim(*_measured_range(table, measure, paper_change if measure == "vs_full" else None))
+    for ax in axes[-1]:  # the x axis is shared: a label on every row ran into the titles of the row below
+        ax.set_xlabel("parameters")
     handles = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
     axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     _save(figure, path)
